@@ -1,0 +1,27 @@
+/* Headers bindgen reads; httpd.h first (order matters). */
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <http_connection.h>
+#include <http_ssl.h>
+#include <http_main.h>
+#include <http_vhost.h>
+#include <ap_mmn.h>
+#include <ap_mpm.h>
+#include <ap_socache.h>
+#include <ap_provider.h>
+#include <util_filter.h>
+#include <util_script.h>
+#include <mod_watchdog.h>
+#include <mpm_common.h>
+#include <scoreboard.h>
+#include <apr_strings.h>
+#include <apr_pools.h>
+#include <apr_buckets.h>
+#include <apr_optional.h>
+#include <apr_network_io.h>
+#include <apr_thread_proc.h>
+#include <apr_tables.h>
