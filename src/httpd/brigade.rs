@@ -1,0 +1,1 @@
+//! Bucket brigades (filled in with the TLS filter).

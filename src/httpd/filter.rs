@@ -1,0 +1,1 @@
+//! Filters (filled in with the TLS filter).

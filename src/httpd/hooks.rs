@@ -1,0 +1,231 @@
+//! Hook registration: typed Rust functions behind panic-guarded `extern "C"` trampolines.
+//!
+//! ```ignore
+//! fn register_hooks(reg: &Registrar) {
+//!     hook!(reg, post_config, lifecycle::post_config, Order::Middle);
+//!     hook!(reg, process_connection, tls::process_connection, Order::Middle, before = [c"mod_http2.c"]);
+//! }
+//! ```
+//!
+//! Signatures of the Rust side, per hook:
+//! - `pre_config`: `fn(&Pool) -> Status` (the configuration pool)
+//! - `post_config`: `fn(&Pool, &Pool, Server<'static>) -> Status` (pconf, ptemp, main server)
+//! - `test_config`: `fn(&Pool, Server<'static>)`
+//! - `child_init`: `fn(&Pool, Server<'static>)` (the child's pool)
+//! - `handler`, `post_read_request`, `fixups`: `fn(&mut Request) -> Status`
+//! - `pre_connection`, `process_connection`: `fn(Conn) -> Status`
+//!
+//! A panic in a request hook gives 500, in a connection hook closes the connection
+//! (`DONE` after marking it aborted), in a config hook fails startup; it is always logged.
+
+use super::ffi;
+use std::os::raw::c_char;
+
+/// Where a hook runs relative to other modules' (`APR_HOOK_*`).
+#[derive(Clone, Copy, Debug)]
+pub enum Order {
+    /// APR_HOOK_REALLY_FIRST
+    ReallyFirst,
+    /// APR_HOOK_FIRST
+    First,
+    /// APR_HOOK_MIDDLE
+    Middle,
+    /// APR_HOOK_LAST
+    Last,
+    /// APR_HOOK_REALLY_LAST
+    ReallyLast,
+}
+
+impl Order {
+    /// The value httpd uses.
+    pub const fn raw(self) -> i32 {
+        match self {
+            Order::ReallyFirst => ffi::APR_HOOK_REALLY_FIRST,
+            Order::First => ffi::APR_HOOK_FIRST as i32,
+            Order::Middle => ffi::APR_HOOK_MIDDLE as i32,
+            Order::Last => ffi::APR_HOOK_LAST as i32,
+            Order::ReallyLast => ffi::APR_HOOK_REALLY_LAST as i32,
+        }
+    }
+}
+
+/// Proof that hooks are being registered (only `register_hooks` gets one).
+pub struct Registrar {
+    pool: *mut ffi::apr_pool_t,
+}
+
+impl Registrar {
+    pub(crate) fn new(pool: *mut ffi::apr_pool_t) -> Registrar {
+        Registrar { pool }
+    }
+
+    /// The pool hooks are registered in.
+    pub fn pool(&self) -> super::Pool<'_> {
+        // SAFETY: httpd passed this pool to register_hooks.
+        unsafe { super::Pool::from_raw(self.pool) }.expect("register pool")
+    }
+}
+
+/// A NULL-terminated list of module names for hook ordering.
+#[repr(transparent)]
+pub struct Names<const N: usize>(pub [*const c_char; N]);
+
+// SAFETY: immutable pointers to 'static C strings.
+unsafe impl<const N: usize> Sync for Names<N> {}
+
+impl<const N: usize> Names<N> {
+    /// The pointer httpd expects.
+    pub fn as_ptr(&'static self) -> *const *const c_char {
+        self.0.as_ptr()
+    }
+}
+
+#[doc(hidden)]
+pub mod run {
+    //! Trampoline bodies: wrap pointers, set the log target, guard against panics.
+    use super::super::log::{Scope, Target};
+    use super::super::{Conn, Pool, Request, Server, Status, ffi, guard::guard, status};
+
+    /// # Safety
+    /// Called by httpd with a live request.
+    pub unsafe fn request(r: *mut ffi::request_rec, f: fn(&mut Request) -> Status) -> Status {
+        let _scope = Scope::enter(Target::Request(r));
+        guard(status::INTERNAL_SERVER_ERROR, || {
+            // SAFETY: per contract.
+            let mut req = unsafe { Request::from_raw(r) }.expect("request");
+            f(&mut req)
+        })
+    }
+
+    /// # Safety
+    /// Called by httpd with a live connection.
+    pub unsafe fn conn(c: *mut ffi::conn_rec, f: fn(Conn) -> Status) -> Status {
+        let _scope = Scope::enter(Target::Conn(c));
+        // SAFETY: per contract.
+        let conn = unsafe { Conn::from_raw(c) }.expect("connection");
+        super::super::guard::guard_with(
+            || {
+                conn.set_aborted();
+                status::DONE
+            },
+            || f(conn),
+        )
+    }
+
+    /// # Safety
+    /// Called by httpd with a live pool.
+    pub unsafe fn pre_config(p: *mut ffi::apr_pool_t, f: fn(&Pool) -> Status) -> Status {
+        let _scope = Scope::enter(Target::Main);
+        guard(status::INTERNAL_SERVER_ERROR, || {
+            // SAFETY: per contract.
+            f(&unsafe { Pool::from_raw(p) }.expect("pool"))
+        })
+    }
+
+    /// # Safety
+    /// Called by httpd with live pools and the main server.
+    pub unsafe fn post_config(
+        p: *mut ffi::apr_pool_t,
+        ptemp: *mut ffi::apr_pool_t,
+        s: *mut ffi::server_rec,
+        f: fn(&Pool, &Pool, Server<'static>) -> Status,
+    ) -> Status {
+        let _scope = Scope::enter(Target::Server(s));
+        guard(status::INTERNAL_SERVER_ERROR, || {
+            // SAFETY: per contract.
+            unsafe {
+                f(
+                    &Pool::from_raw(p).expect("pool"),
+                    &Pool::from_raw(ptemp).expect("ptemp"),
+                    Server::from_raw(s).expect("server"),
+                )
+            }
+        })
+    }
+
+    /// # Safety
+    /// Called by httpd with a live pool and the main server.
+    pub unsafe fn with_server(p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec, f: fn(&Pool, Server<'static>)) {
+        let _scope = Scope::enter(Target::Server(s));
+        guard((), || {
+            // SAFETY: per contract.
+            unsafe { f(&Pool::from_raw(p).expect("pool"), Server::from_raw(s).expect("server")) }
+        })
+    }
+}
+
+/// Registers a hook. See the module documentation for the kinds and signatures.
+#[macro_export]
+macro_rules! hook {
+    (@names) => { ::std::ptr::null() };
+    (@names $($n:expr),+) => {{
+        static NAMES: $crate::httpd::hooks::Names<{ [$(stringify!($n)),+].len() + 1 }> =
+            $crate::httpd::hooks::Names([$($n.as_ptr()),+, ::std::ptr::null()]);
+        NAMES.as_ptr()
+    }};
+    ($reg:expr, $kind:ident, $f:path, $order:expr $(, before = [$($b:expr),*])? $(, after = [$($a:expr),*])?) => {{
+        let _: &$crate::httpd::hooks::Registrar = $reg;
+        let pre = $crate::hook!(@names $($($a),*)?);
+        let succ = $crate::hook!(@names $($($b),*)?);
+        $crate::hook!(@reg $kind, $f, pre, succ, $crate::httpd::hooks::Order::raw($order));
+    }};
+    (@req $apfn:ident, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
+        unsafe extern "C" fn t(r: *mut $crate::httpd::ffi::request_rec) -> ::std::os::raw::c_int {
+            // SAFETY: httpd passes a live request.
+            unsafe { $crate::httpd::hooks::run::request(r, $f) }
+        }
+        // SAFETY: registering a hook during register_hooks with static ordering lists.
+        unsafe { $crate::httpd::ffi::$apfn(Some(t), $pre, $succ, $o) }
+    }};
+    (@reg handler, $f:path, $pre:expr, $succ:expr, $o:expr) => { $crate::hook!(@req ap_hook_handler, $f, $pre, $succ, $o) };
+    (@reg post_read_request, $f:path, $pre:expr, $succ:expr, $o:expr) => { $crate::hook!(@req ap_hook_post_read_request, $f, $pre, $succ, $o) };
+    (@reg fixups, $f:path, $pre:expr, $succ:expr, $o:expr) => { $crate::hook!(@req ap_hook_fixups, $f, $pre, $succ, $o) };
+    (@reg process_connection, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
+        unsafe extern "C" fn t(c: *mut $crate::httpd::ffi::conn_rec) -> ::std::os::raw::c_int {
+            // SAFETY: httpd passes a live connection.
+            unsafe { $crate::httpd::hooks::run::conn(c, $f) }
+        }
+        // SAFETY: as above.
+        unsafe { $crate::httpd::ffi::ap_hook_process_connection(Some(t), $pre, $succ, $o) }
+    }};
+    (@reg pre_connection, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
+        unsafe extern "C" fn t(c: *mut $crate::httpd::ffi::conn_rec, _csd: *mut ::std::ffi::c_void) -> ::std::os::raw::c_int {
+            // SAFETY: httpd passes a live connection.
+            unsafe { $crate::httpd::hooks::run::conn(c, $f) }
+        }
+        // SAFETY: as above.
+        unsafe { $crate::httpd::ffi::ap_hook_pre_connection(Some(t), $pre, $succ, $o) }
+    }};
+    (@reg pre_config, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
+        unsafe extern "C" fn t(p: *mut $crate::httpd::ffi::apr_pool_t, _plog: *mut $crate::httpd::ffi::apr_pool_t, _ptemp: *mut $crate::httpd::ffi::apr_pool_t) -> ::std::os::raw::c_int {
+            // SAFETY: httpd passes live pools.
+            unsafe { $crate::httpd::hooks::run::pre_config(p, $f) }
+        }
+        // SAFETY: as above.
+        unsafe { $crate::httpd::ffi::ap_hook_pre_config(Some(t), $pre, $succ, $o) }
+    }};
+    (@reg post_config, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
+        unsafe extern "C" fn t(p: *mut $crate::httpd::ffi::apr_pool_t, _plog: *mut $crate::httpd::ffi::apr_pool_t, ptemp: *mut $crate::httpd::ffi::apr_pool_t, s: *mut $crate::httpd::ffi::server_rec) -> ::std::os::raw::c_int {
+            // SAFETY: httpd passes live pools and the main server.
+            unsafe { $crate::httpd::hooks::run::post_config(p, ptemp, s, $f) }
+        }
+        // SAFETY: as above.
+        unsafe { $crate::httpd::ffi::ap_hook_post_config(Some(t), $pre, $succ, $o) }
+    }};
+    (@reg child_init, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
+        unsafe extern "C" fn t(p: *mut $crate::httpd::ffi::apr_pool_t, s: *mut $crate::httpd::ffi::server_rec) {
+            // SAFETY: httpd passes the child pool and the main server.
+            unsafe { $crate::httpd::hooks::run::with_server(p, s, $f) }
+        }
+        // SAFETY: as above.
+        unsafe { $crate::httpd::ffi::ap_hook_child_init(Some(t), $pre, $succ, $o) }
+    }};
+    (@reg test_config, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
+        unsafe extern "C" fn t(p: *mut $crate::httpd::ffi::apr_pool_t, s: *mut $crate::httpd::ffi::server_rec) {
+            // SAFETY: httpd passes the config pool and the main server.
+            unsafe { $crate::httpd::hooks::run::with_server(p, s, $f) }
+        }
+        // SAFETY: as above.
+        unsafe { $crate::httpd::ffi::ap_hook_test_config(Some(t), $pre, $succ, $o) }
+    }};
+}

@@ -1,0 +1,46 @@
+//! `apr_table_t`: headers, notes and environment tables.
+
+use super::ffi;
+use std::marker::PhantomData;
+
+/// A borrowed APR table (headers_in/out, notes, subprocess_env).
+pub struct Table<'a> {
+    raw: *mut ffi::apr_table_t,
+    _life: PhantomData<&'a mut ffi::apr_table_t>,
+}
+
+impl<'a> Table<'a> {
+    /// # Safety
+    /// `t` must be a live table for `'a`.
+    pub(crate) unsafe fn from_raw(t: *mut ffi::apr_table_t) -> Table<'a> {
+        Table { raw: t, _life: PhantomData }
+    }
+
+    /// The first value under `key` (case-insensitive).
+    pub fn get(&self, key: &str) -> Option<&'a str> {
+        let k = super::to_cstring(key);
+        // SAFETY: live table; the value lives in the table's pool.
+        unsafe { super::cstr(ffi::apr_table_get(self.raw, k.as_ptr())) }
+    }
+
+    /// Sets `key` to `value` (replacing); both are copied into the table's pool.
+    pub fn set(&mut self, key: &str, value: &str) {
+        let (k, v) = (super::to_cstring(key), super::to_cstring(value));
+        // SAFETY: apr_table_set copies both strings.
+        unsafe { ffi::apr_table_set(self.raw, k.as_ptr(), v.as_ptr()) }
+    }
+
+    /// Adds another `key: value` (keeping existing ones).
+    pub fn add(&mut self, key: &str, value: &str) {
+        let (k, v) = (super::to_cstring(key), super::to_cstring(value));
+        // SAFETY: apr_table_add copies both strings.
+        unsafe { ffi::apr_table_add(self.raw, k.as_ptr(), v.as_ptr()) }
+    }
+
+    /// Removes every `key`.
+    pub fn unset(&mut self, key: &str) {
+        let k = super::to_cstring(key);
+        // SAFETY: live table.
+        unsafe { ffi::apr_table_unset(self.raw, k.as_ptr()) }
+    }
+}
