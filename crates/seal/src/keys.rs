@@ -14,7 +14,7 @@
 
 use std::fmt;
 
-use aes_siv::Aes256Siv;
+use aes_siv::siv::Aes256Siv;
 use aes_siv::aead::KeyInit;
 use hkdf::Hkdf;
 use sha2::Sha256;

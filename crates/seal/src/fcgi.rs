@@ -1,0 +1,1 @@
+//! FastCGI codec (in progress).

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""`make run`: start apache2 with mod_bastion from conf/demo.conf.in, in the foreground.
+
+The ServerRoot is generated under build/demo; ports are on 127.0.0.1 (8080 if free).
+Ctrl-C stops the server.
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SO = Path(os.environ.get("BASTION_MODULE", ROOT / "target/release/libmod_bastion.so"))
+APACHE2 = os.environ.get("APACHE2", "/usr/sbin/apache2")
+MODULES = "/usr/lib/apache2/modules"
+
+
+def free_port(preferred: int) -> int:
+    for port in (preferred, 0):
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            return s.getsockname()[1]
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise SystemExit("no free port on 127.0.0.1")
+
+
+def main() -> int:
+    if not SO.exists():
+        print(f"run_demo: {SO} is missing: run `make` first", file=sys.stderr)
+        return 1
+    sr = ROOT / "build" / "demo"
+    for d in ("conf", "htdocs", "logs", "run"):
+        (sr / d).mkdir(parents=True, exist_ok=True)
+    for p in (ROOT / "build", sr, sr / "htdocs"):
+        p.chmod(0o755)
+    http_port = free_port(int(os.environ.get("DEMO_HTTP_PORT", "8080")))
+    (sr / "htdocs" / "index.html").write_text(
+        "<!DOCTYPE html><html><head><title>mod_bastion demo</title></head><body>"
+        "<h1>mod_bastion demo</h1><p>See <a href='/bastion-info'>/bastion-info</a>.</p>"
+        "</body></html>\n"
+    )
+    conf = (ROOT / "conf" / "demo.conf.in").read_text()
+    for k, v in {
+        "@SERVER_ROOT@": str(sr),
+        "@HTTP_PORT@": str(http_port),
+        "@MODULES@": MODULES,
+        "@BASTION_SO@": str(SO),
+    }.items():
+        conf = conf.replace(k, v)
+    conf_file = sr / "conf" / "httpd.conf"
+    conf_file.write_text(conf)
+
+    base = [APACHE2, "-d", str(sr), "-f", str(conf_file)]
+    check = subprocess.run(base + ["-t"], capture_output=True, text=True)
+    if check.returncode != 0:
+        print(check.stdout + check.stderr, file=sys.stderr)
+        return 1
+    print(f"mod_bastion demo (ServerRoot {sr})")
+    print(f"  http://127.0.0.1:{http_port}/")
+    print(f"  http://127.0.0.1:{http_port}/bastion-info")
+    print(f"  try: curl -s http://127.0.0.1:{http_port}/bastion-info")
+    print("Ctrl-C stops the server.", flush=True)
+    proc = subprocess.Popen(base + ["-D", "FOREGROUND"])
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
