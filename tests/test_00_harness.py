@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
 
@@ -10,7 +9,7 @@ import pytest
 
 from harness import (
     HttpdError, HttpdServer, LogCheckError, ModuleMissingError, curl, find_problems,
-    openssl_s_client, parse_line, paths, raw_request,
+    openssl_s_client, parse_line, paths, procfs, raw_request,
 )
 from harness.ports import free_port
 
@@ -26,7 +25,8 @@ def inject(server: HttpdServer, line: str) -> None:
 
 class TestPlainApache:
     @pytest.fixture(scope="class", autouse=True)
-    def server(self, httpd_factory):
+    @classmethod
+    def server(cls, httpd_factory):
         s = httpd_factory(mpm="event", with_bastion=False)
         s.write_file("static/data.bin", STATIC)
         s.write_cgi("hello.py", "#!/usr/bin/python3\nimport os\n"
@@ -127,7 +127,7 @@ class TestPlainApache:
     def test_stop_and_start_again(self, server):
         pid = server.pid
         server.stop()
-        assert not server.is_running() and not os.path.exists(f"/proc/{pid}")
+        assert not server.is_running() and not procfs.alive(pid)
         assert not server.pid_file.exists()
         server.start()
         assert curl(server.url("/")).status == 200
@@ -135,7 +135,8 @@ class TestPlainApache:
 
 class TestFailures:
     @pytest.fixture(scope="class")
-    def factory(self, httpd_factory):
+    @classmethod
+    def factory(cls, httpd_factory):
         return httpd_factory
 
     def test_start_failure_reports_output(self, factory):
@@ -175,7 +176,8 @@ class TestTlsClients:
     """The TLS helpers (certs, curl --cacert, s_client) against mod_ssl."""
 
     @pytest.fixture(scope="class", autouse=True)
-    def server(self, httpd_factory, cert_authority):
+    @classmethod
+    def server(cls, httpd_factory, cert_authority):
         cert = cert_authority.issue(["a.test", "b.test"])
         s = httpd_factory(with_bastion=False, extra_modules=["ssl"])
         port = s.port("https")
@@ -218,6 +220,6 @@ Listen 127.0.0.1:{port}
         assert "CN = a.test" in r.subject and "Test CA" in r.issuer
 
     def test_raw_tls(self, server):
-        out = raw_request(server.port("https"), b"GET / HTTP/1.0\r\n\r\n", tls=True,
+        out = raw_request(server.port("https"), b"GET / HTTP/1.0\r\nHost: a.test\r\n\r\n", tls=True,
                           servername="a.test")
         assert out.startswith(b"HTTP/1.1 200 OK")
