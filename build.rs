@@ -66,7 +66,7 @@ fn main() {
              apr_bucket.*|ap_conf_vector_t|ap_logconf",
         )
         .allowlist_var(
-            "MODULE_MAGIC_.*|OK|DECLINED|DONE|SUSPENDED|HTTP_.*|APR_HOOK_.*|APR_SUCCESS|APR_E.*|APR_OS_START_.*|\
+            "MODULE_MAGIC_.*|OK|DECLINED|DONE|SUSPENDED|HTTP_.*|APR_HOOK_.*|APR_SUCCESS|APR_E.*|APR_INCOMPLETE|APR_TIMEUP|APR_OS_START_.*|\
              RSRC_CONF|ACCESS_CONF|OR_.*|EXEC_ON_READ|NOT_IN_.*|GLOBAL_ONLY|APLOG_.*|AP_MODULE_FLAG_.*|\
              AP_WATCHDOG_.*|AP_SQ_.*|M_.*|AP_FTYPE_.*|AP_MODE_.*|APR_BLOCK_READ|APR_NONBLOCK_READ|\
              ap_server_conf|ap_bucket_type_.*|apr_bucket_type_.*|AP_MPMQ_.*|AP_CONN_.*|APR_.*_NONBLOCK.*|\

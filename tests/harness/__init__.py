@@ -83,7 +83,8 @@ A test class::
 
     class TestStatic:
         @pytest.fixture(scope="class", autouse=True)
-        def server(self, httpd_factory):
+        @classmethod  # pytest 9 deprecates class-scoped fixtures as instance methods
+        def server(cls, httpd_factory):
             s = httpd_factory(mpm="event")
             s.set_log_level("bastion", "debug")
             s.add_conf("Header set X-Test yes")
