@@ -63,13 +63,17 @@ pub enum CertError {
         origin: String,
     },
     /// No private key section.
-    #[error("{origin}: no private key found (expected PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY)")]
+    #[error(
+        "{origin}: no private key found (expected PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY)"
+    )]
     NoKey {
         /// The file.
         origin: String,
     },
     /// The private key is encrypted.
-    #[error("{origin}: the private key is encrypted, which is not supported; store it unencrypted with restricted file permissions")]
+    #[error(
+        "{origin}: the private key is encrypted, which is not supported; store it unencrypted with restricted file permissions"
+    )]
     EncryptedKey {
         /// The file.
         origin: String,
@@ -127,7 +131,13 @@ pub fn load_files(
             let key_bytes = read_limited(kf)?;
             build(&cert_bytes, &cert_origin, &key_bytes, &key_origin, provider)
         }
-        _ => build(&cert_bytes, &cert_origin, &cert_bytes, &cert_origin, provider),
+        _ => build(
+            &cert_bytes,
+            &cert_origin,
+            &cert_bytes,
+            &cert_origin,
+            provider,
+        ),
     }
 }
 
@@ -140,7 +150,13 @@ pub fn load_pem(
     origin: &str,
     provider: &CryptoProvider,
 ) -> Result<LoadedCert, CertError> {
-    build(cert_pem, origin, key_pem.unwrap_or(cert_pem), origin, provider)
+    build(
+        cert_pem,
+        origin,
+        key_pem.unwrap_or(cert_pem),
+        origin,
+        provider,
+    )
 }
 
 fn read_limited(path: &Path) -> Result<Zeroizing<Vec<u8>>, CertError> {
@@ -167,7 +183,8 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 fn is_encrypted(pem: &[u8]) -> bool {
-    contains(pem, b"-----BEGIN ENCRYPTED PRIVATE KEY-----") || contains(pem, b"Proc-Type: 4,ENCRYPTED")
+    contains(pem, b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        || contains(pem, b"Proc-Type: 4,ENCRYPTED")
 }
 
 fn parse_chain(pem: &[u8], origin: &str) -> Result<Vec<CertificateDer<'static>>, CertError> {
@@ -229,7 +246,10 @@ fn build(
     match ck.keys_match() {
         Ok(()) => {}
         Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
-            tracing::debug!(cert = cert_origin, "cannot verify that key and certificate match");
+            tracing::debug!(
+                cert = cert_origin,
+                "cannot verify that key and certificate match"
+            );
         }
         Err(rustls::Error::InconsistentKeys(_)) => {
             return Err(CertError::KeyMismatch {
@@ -454,7 +474,7 @@ fn attr_value(attr: &x509_parser::x509::AttributeTypeAndValue<'_>) -> String {
     }
     let raw = attr.as_slice();
     // BMPString (tag 30) is UTF-16BE; anything else: lossy UTF-8.
-    if attr.attr_value().tag().0 == 30 && raw.len() % 2 == 0 {
+    if attr.attr_value().tag().0 == 30 && raw.len().is_multiple_of(2) {
         let units: Vec<u16> = raw
             .chunks(2)
             .map(|c| u16::from_be_bytes([c[0], c[1]]))
@@ -483,7 +503,10 @@ fn dn(name: &x509_parser::x509::X509Name<'_>) -> DistinguishedName {
 
 fn rsa_bits(modulus: &[u8]) -> u32 {
     let m: &[u8] = {
-        let start = modulus.iter().position(|b| *b != 0).unwrap_or(modulus.len());
+        let start = modulus
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(modulus.len());
         &modulus[start..]
     };
     match m.first() {
@@ -607,11 +630,17 @@ mod tests {
     #[test]
     fn time_format() {
         // 2026-11-23 10:49:37 UTC
-        assert_eq!(format_openssl_time(1_795_430_977), "Nov 23 10:49:37 2026 GMT");
+        assert_eq!(
+            format_openssl_time(1_795_430_977),
+            "Nov 23 10:49:37 2026 GMT"
+        );
         assert_eq!(format_openssl_time(0), "Jan  1 00:00:00 1970 GMT");
         // 2000-02-29 23:59:59
         assert_eq!(format_openssl_time(951_868_799), "Feb 29 23:59:59 2000 GMT");
-        assert_eq!(format_openssl_time(4_102_444_800), "Jan  1 00:00:00 2100 GMT");
+        assert_eq!(
+            format_openssl_time(4_102_444_800),
+            "Jan  1 00:00:00 2100 GMT"
+        );
     }
 
     #[test]
@@ -623,7 +652,10 @@ mod tests {
                 vec![("CN".into(), " a+b ".into()), ("UID".into(), "#1".into())],
             ],
         };
-        assert_eq!(d.to_rfc2253(), "CN=\\ a\\+b\\ +UID=\\#1,O=Acme\\, Inc.,C=DE");
+        assert_eq!(
+            d.to_rfc2253(),
+            "CN=\\ a\\+b\\ +UID=\\#1,O=Acme\\, Inc.,C=DE"
+        );
         assert_eq!(d.values("o").collect::<Vec<_>>(), vec!["Acme, Inc."]);
     }
 
@@ -632,16 +664,19 @@ mod tests {
         let dir = TempDir::new("certs");
         let p = crate::base_provider();
         for kind in [Kind::EcP256, Kind::EcP384, Kind::Ed25519, Kind::Rsa] {
-            let gen = leaf(kind, &["a.example", "*.b.example"]);
-            let cert = dir.write(&format!("{kind:?}.crt"), &gen.cert_pem);
-            let key = dir.write(&format!("{kind:?}.key"), &gen.key_pem);
+            let g = leaf(kind, &["a.example", "*.b.example"]);
+            let cert = dir.write(&format!("{kind:?}.crt"), &g.cert_pem);
+            let key = dir.write(&format!("{kind:?}.key"), &g.key_pem);
             let l = load_files(&cert, Some(&key), &p).unwrap();
             assert_eq!(l.certified_key.cert.len(), 2, "leaf + CA");
             assert_eq!(l.info.dns_names, vec!["a.example", "*.b.example"]);
             assert!(l.info.covers("x.b.example"));
             assert!(!l.info.covers("b.example"));
             assert_eq!(l.info.subject.to_rfc2253(), "CN=a.example,O=Bastion Test");
-            assert_eq!(l.info.issuer.to_rfc2253(), "CN=Bastion Test CA,O=Bastion Test");
+            assert_eq!(
+                l.info.issuer.to_rfc2253(),
+                "CN=Bastion Test CA,O=Bastion Test"
+            );
             assert_eq!(l.info.version, 3);
             assert!(l.info.pem.starts_with("-----BEGIN CERTIFICATE-----\n"));
             assert!(l.info.not_after.ends_with(" GMT"));
@@ -664,7 +699,7 @@ mod tests {
             // Key in the same file.
             let both = dir.write(
                 &format!("{kind:?}.pem"),
-                &format!("{}{}", gen.cert_pem, gen.key_pem),
+                &format!("{}{}", g.cert_pem, g.key_pem),
             );
             load_files(&both, None, &p).unwrap();
         }
@@ -673,12 +708,12 @@ mod tests {
     #[test]
     fn pkcs1_and_sec1_keys() {
         let p = crate::base_provider();
-        let gen = leaf(Kind::EcP256, &["a.example"]);
-        let sec1 = to_sec1_pem(&gen);
-        load_pem(gen.cert_pem.as_bytes(), Some(sec1.as_bytes()), "mem", &p).unwrap();
-        let gen = leaf(Kind::Rsa, &["a.example"]);
-        let pkcs1 = to_pkcs1_pem(&gen);
-        load_pem(gen.cert_pem.as_bytes(), Some(pkcs1.as_bytes()), "mem", &p).unwrap();
+        let g = leaf(Kind::EcP256, &["a.example"]);
+        let sec1 = to_sec1_pem(&g);
+        load_pem(g.cert_pem.as_bytes(), Some(sec1.as_bytes()), "mem", &p).unwrap();
+        let g = leaf(Kind::Rsa, &["a.example"]);
+        let pkcs1 = to_pkcs1_pem(&g);
+        load_pem(g.cert_pem.as_bytes(), Some(pkcs1.as_bytes()), "mem", &p).unwrap();
     }
 
     #[test]
@@ -686,7 +721,7 @@ mod tests {
         let dir = TempDir::new("certerr");
         let p = crate::base_provider();
         let a = leaf(Kind::EcP256, &["a.example"]);
-        let b = leaf(Kind::EcP256, &["b.example"]);
+        let b = leaf(Kind::EcP384, &["b.example"]); // test keys are cached per kind
         let cert = dir.write("a.crt", &a.cert_pem);
         let wrong = dir.write("b.key", &b.key_pem);
         let e = load_files(&cert, Some(&wrong), &p).unwrap_err();
@@ -721,8 +756,14 @@ mod tests {
     fn serial_and_rsa_bits() {
         assert_eq!(rsa_bits(&[0x00, 0x80, 0, 0]), 24);
         assert_eq!(rsa_bits(&[0x01, 0xff]), 9);
-        let gen = leaf(Kind::EcP256, &["a.example"]);
-        let l = load_pem(gen.cert_pem.as_bytes(), Some(gen.key_pem.as_bytes()), "m", &crate::base_provider()).unwrap();
+        let g = leaf(Kind::EcP256, &["a.example"]);
+        let l = load_pem(
+            g.cert_pem.as_bytes(),
+            Some(g.key_pem.as_bytes()),
+            "m",
+            &crate::base_provider(),
+        )
+        .unwrap();
         assert_eq!(l.info.serial_hex, "0102A0FF");
     }
 }

@@ -70,51 +70,231 @@ pub static CIPHERS: &[CipherInfo] = &[
     c13(0x00C6, "TLS_SM4_GCM_SM3", 128),
     c13(0x00C7, "TLS_SM4_CCM_SM3", 128),
     // ECDHE-ECDSA
-    c12(0xC02B, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256", 128),
-    c12(0xC02C, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "ECDHE-ECDSA-AES256-GCM-SHA384", 256),
-    c12(0xCCA9, "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305", 256),
-    c12(0xC023, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256", "ECDHE-ECDSA-AES128-SHA256", 128),
-    c12(0xC024, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384", "ECDHE-ECDSA-AES256-SHA384", 256),
-    c12(0xC009, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", "ECDHE-ECDSA-AES128-SHA", 128),
-    c12(0xC00A, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", "ECDHE-ECDSA-AES256-SHA", 256),
-    c12(0xC0AC, "TLS_ECDHE_ECDSA_WITH_AES_128_CCM", "ECDHE-ECDSA-AES128-CCM", 128),
-    c12(0xC0AD, "TLS_ECDHE_ECDSA_WITH_AES_256_CCM", "ECDHE-ECDSA-AES256-CCM", 256),
-    c12(0xC0AE, "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8", "ECDHE-ECDSA-AES128-CCM8", 128),
-    c12(0xC0AF, "TLS_ECDHE_ECDSA_WITH_AES_256_CCM_8", "ECDHE-ECDSA-AES256-CCM8", 256),
+    c12(
+        0xC02B,
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        128,
+    ),
+    c12(
+        0xC02C,
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        256,
+    ),
+    c12(
+        0xCCA9,
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        256,
+    ),
+    c12(
+        0xC023,
+        "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+        "ECDHE-ECDSA-AES128-SHA256",
+        128,
+    ),
+    c12(
+        0xC024,
+        "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384",
+        "ECDHE-ECDSA-AES256-SHA384",
+        256,
+    ),
+    c12(
+        0xC009,
+        "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+        "ECDHE-ECDSA-AES128-SHA",
+        128,
+    ),
+    c12(
+        0xC00A,
+        "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+        "ECDHE-ECDSA-AES256-SHA",
+        256,
+    ),
+    c12(
+        0xC0AC,
+        "TLS_ECDHE_ECDSA_WITH_AES_128_CCM",
+        "ECDHE-ECDSA-AES128-CCM",
+        128,
+    ),
+    c12(
+        0xC0AD,
+        "TLS_ECDHE_ECDSA_WITH_AES_256_CCM",
+        "ECDHE-ECDSA-AES256-CCM",
+        256,
+    ),
+    c12(
+        0xC0AE,
+        "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8",
+        "ECDHE-ECDSA-AES128-CCM8",
+        128,
+    ),
+    c12(
+        0xC0AF,
+        "TLS_ECDHE_ECDSA_WITH_AES_256_CCM_8",
+        "ECDHE-ECDSA-AES256-CCM8",
+        256,
+    ),
     // ECDHE-RSA
-    c12(0xC02F, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM-SHA256", 128),
-    c12(0xC030, "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "ECDHE-RSA-AES256-GCM-SHA384", 256),
-    c12(0xCCA8, "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-RSA-CHACHA20-POLY1305", 256),
-    c12(0xC027, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256", "ECDHE-RSA-AES128-SHA256", 128),
-    c12(0xC028, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", "ECDHE-RSA-AES256-SHA384", 256),
-    c12(0xC013, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "ECDHE-RSA-AES128-SHA", 128),
-    c12(0xC014, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", "ECDHE-RSA-AES256-SHA", 256),
-    c12(0xC012, "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA", "ECDHE-RSA-DES-CBC3-SHA", 168),
+    c12(
+        0xC02F,
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        128,
+    ),
+    c12(
+        0xC030,
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        256,
+    ),
+    c12(
+        0xCCA8,
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        256,
+    ),
+    c12(
+        0xC027,
+        "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+        "ECDHE-RSA-AES128-SHA256",
+        128,
+    ),
+    c12(
+        0xC028,
+        "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384",
+        "ECDHE-RSA-AES256-SHA384",
+        256,
+    ),
+    c12(
+        0xC013,
+        "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+        "ECDHE-RSA-AES128-SHA",
+        128,
+    ),
+    c12(
+        0xC014,
+        "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+        "ECDHE-RSA-AES256-SHA",
+        256,
+    ),
+    c12(
+        0xC012,
+        "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+        "ECDHE-RSA-DES-CBC3-SHA",
+        168,
+    ),
     // DHE-RSA
-    c12(0x009E, "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", "DHE-RSA-AES128-GCM-SHA256", 128),
-    c12(0x009F, "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384", "DHE-RSA-AES256-GCM-SHA384", 256),
-    c12(0xCCAA, "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "DHE-RSA-CHACHA20-POLY1305", 256),
-    c12(0x0067, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256", "DHE-RSA-AES128-SHA256", 128),
-    c12(0x006B, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256", "DHE-RSA-AES256-SHA256", 256),
-    c12(0x0033, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA", "DHE-RSA-AES128-SHA", 128),
-    c12(0x0039, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA", "DHE-RSA-AES256-SHA", 256),
-    c12(0xC09E, "TLS_DHE_RSA_WITH_AES_128_CCM", "DHE-RSA-AES128-CCM", 128),
-    c12(0xC09F, "TLS_DHE_RSA_WITH_AES_256_CCM", "DHE-RSA-AES256-CCM", 256),
-    c12(0xC0A2, "TLS_DHE_RSA_WITH_AES_128_CCM_8", "DHE-RSA-AES128-CCM8", 128),
-    c12(0xC0A3, "TLS_DHE_RSA_WITH_AES_256_CCM_8", "DHE-RSA-AES256-CCM8", 256),
+    c12(
+        0x009E,
+        "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
+        "DHE-RSA-AES128-GCM-SHA256",
+        128,
+    ),
+    c12(
+        0x009F,
+        "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384",
+        "DHE-RSA-AES256-GCM-SHA384",
+        256,
+    ),
+    c12(
+        0xCCAA,
+        "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        "DHE-RSA-CHACHA20-POLY1305",
+        256,
+    ),
+    c12(
+        0x0067,
+        "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256",
+        "DHE-RSA-AES128-SHA256",
+        128,
+    ),
+    c12(
+        0x006B,
+        "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256",
+        "DHE-RSA-AES256-SHA256",
+        256,
+    ),
+    c12(
+        0x0033,
+        "TLS_DHE_RSA_WITH_AES_128_CBC_SHA",
+        "DHE-RSA-AES128-SHA",
+        128,
+    ),
+    c12(
+        0x0039,
+        "TLS_DHE_RSA_WITH_AES_256_CBC_SHA",
+        "DHE-RSA-AES256-SHA",
+        256,
+    ),
+    c12(
+        0xC09E,
+        "TLS_DHE_RSA_WITH_AES_128_CCM",
+        "DHE-RSA-AES128-CCM",
+        128,
+    ),
+    c12(
+        0xC09F,
+        "TLS_DHE_RSA_WITH_AES_256_CCM",
+        "DHE-RSA-AES256-CCM",
+        256,
+    ),
+    c12(
+        0xC0A2,
+        "TLS_DHE_RSA_WITH_AES_128_CCM_8",
+        "DHE-RSA-AES128-CCM8",
+        128,
+    ),
+    c12(
+        0xC0A3,
+        "TLS_DHE_RSA_WITH_AES_256_CCM_8",
+        "DHE-RSA-AES256-CCM8",
+        256,
+    ),
     // RSA key exchange
-    c12(0x009C, "TLS_RSA_WITH_AES_128_GCM_SHA256", "AES128-GCM-SHA256", 128),
-    c12(0x009D, "TLS_RSA_WITH_AES_256_GCM_SHA384", "AES256-GCM-SHA384", 256),
-    c12(0x003C, "TLS_RSA_WITH_AES_128_CBC_SHA256", "AES128-SHA256", 128),
-    c12(0x003D, "TLS_RSA_WITH_AES_256_CBC_SHA256", "AES256-SHA256", 256),
+    c12(
+        0x009C,
+        "TLS_RSA_WITH_AES_128_GCM_SHA256",
+        "AES128-GCM-SHA256",
+        128,
+    ),
+    c12(
+        0x009D,
+        "TLS_RSA_WITH_AES_256_GCM_SHA384",
+        "AES256-GCM-SHA384",
+        256,
+    ),
+    c12(
+        0x003C,
+        "TLS_RSA_WITH_AES_128_CBC_SHA256",
+        "AES128-SHA256",
+        128,
+    ),
+    c12(
+        0x003D,
+        "TLS_RSA_WITH_AES_256_CBC_SHA256",
+        "AES256-SHA256",
+        256,
+    ),
     c12(0x002F, "TLS_RSA_WITH_AES_128_CBC_SHA", "AES128-SHA", 128),
     c12(0x0035, "TLS_RSA_WITH_AES_256_CBC_SHA", "AES256-SHA", 256),
     c12(0xC09C, "TLS_RSA_WITH_AES_128_CCM", "AES128-CCM", 128),
     c12(0xC09D, "TLS_RSA_WITH_AES_256_CCM", "AES256-CCM", 256),
     c12(0xC0A0, "TLS_RSA_WITH_AES_128_CCM_8", "AES128-CCM8", 128),
     c12(0xC0A1, "TLS_RSA_WITH_AES_256_CCM_8", "AES256-CCM8", 256),
-    c12(0x0041, "TLS_RSA_WITH_CAMELLIA_128_CBC_SHA", "CAMELLIA128-SHA", 128),
-    c12(0x0084, "TLS_RSA_WITH_CAMELLIA_256_CBC_SHA", "CAMELLIA256-SHA", 256),
+    c12(
+        0x0041,
+        "TLS_RSA_WITH_CAMELLIA_128_CBC_SHA",
+        "CAMELLIA128-SHA",
+        128,
+    ),
+    c12(
+        0x0084,
+        "TLS_RSA_WITH_CAMELLIA_256_CBC_SHA",
+        "CAMELLIA256-SHA",
+        256,
+    ),
     CipherInfo {
         id: 0x000A,
         iana: "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
@@ -126,10 +306,30 @@ pub static CIPHERS: &[CipherInfo] = &[
     c12(0x0005, "TLS_RSA_WITH_RC4_128_SHA", "RC4-SHA", 128),
     c12(0x0004, "TLS_RSA_WITH_RC4_128_MD5", "RC4-MD5", 128),
     // PSK
-    c12(0x00A8, "TLS_PSK_WITH_AES_128_GCM_SHA256", "PSK-AES128-GCM-SHA256", 128),
-    c12(0x00A9, "TLS_PSK_WITH_AES_256_GCM_SHA384", "PSK-AES256-GCM-SHA384", 256),
-    c12(0xCCAB, "TLS_PSK_WITH_CHACHA20_POLY1305_SHA256", "PSK-CHACHA20-POLY1305", 256),
-    c12(0xCCAC, "TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-PSK-CHACHA20-POLY1305", 256),
+    c12(
+        0x00A8,
+        "TLS_PSK_WITH_AES_128_GCM_SHA256",
+        "PSK-AES128-GCM-SHA256",
+        128,
+    ),
+    c12(
+        0x00A9,
+        "TLS_PSK_WITH_AES_256_GCM_SHA384",
+        "PSK-AES256-GCM-SHA384",
+        256,
+    ),
+    c12(
+        0xCCAB,
+        "TLS_PSK_WITH_CHACHA20_POLY1305_SHA256",
+        "PSK-CHACHA20-POLY1305",
+        256,
+    ),
+    c12(
+        0xCCAC,
+        "TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256",
+        "ECDHE-PSK-CHACHA20-POLY1305",
+        256,
+    ),
     // Legacy names that still appear in old configurations.
     CipherInfo {
         id: 0xFEFE,
@@ -153,7 +353,9 @@ pub static CIPHERS: &[CipherInfo] = &[
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CipherError {
     /// The name is none of the known names.
-    #[error("unknown cipher \"{0}\" (use an IANA name, an OpenSSL name, TLS13_* or TLS_CIPHER_0xNNNN)")]
+    #[error(
+        "unknown cipher \"{0}\" (use an IANA name, an OpenSSL name, TLS13_* or TLS_CIPHER_0xNNNN)"
+    )]
     Unknown(String),
     /// A `TLS_CIPHER_0x` name whose number is not 1 to 4 hex digits.
     #[error("invalid cipher id \"{0}\": expected TLS_CIPHER_0x followed by 1 to 4 hex digits")]
@@ -203,7 +405,8 @@ pub fn parse_name(name: &str) -> Result<CipherSuite, CipherError> {
         if hex.is_empty() || hex.len() > 4 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(CipherError::InvalidId(name.to_string()));
         }
-        let id = u16::from_str_radix(hex, 16).map_err(|_| CipherError::InvalidId(name.to_string()))?;
+        let id =
+            u16::from_str_radix(hex, 16).map_err(|_| CipherError::InvalidId(name.to_string()))?;
         return Ok(CipherSuite::from(id));
     }
     if n.len() > 6 && n[..6].eq_ignore_ascii_case("TLS13_") {
@@ -376,7 +579,10 @@ mod tests {
     #[test]
     fn parses_every_form() {
         let want = CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384;
-        assert_eq!(parse_name("TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384").unwrap(), want);
+        assert_eq!(
+            parse_name("TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384").unwrap(),
+            want
+        );
         assert_eq!(parse_name("ECDHE-ECDSA-AES256-SHA384").unwrap(), want);
         assert_eq!(parse_name("ecdhe-ecdsa-aes256-sha384").unwrap(), want);
         assert_eq!(parse_name("TLS_CIPHER_0xc024").unwrap(), want);
@@ -391,10 +597,22 @@ mod tests {
         );
         // Unknown ids are accepted in numeric form.
         assert_eq!(u16::from(parse_name("TLS_CIPHER_0xabcd").unwrap()), 0xabcd);
-        assert!(matches!(parse_name("TLS_CIPHER_0x12345"), Err(CipherError::InvalidId(_))));
-        assert!(matches!(parse_name("TLS_CIPHER_0xzz"), Err(CipherError::InvalidId(_))));
-        assert!(matches!(parse_name("NOT-A-CIPHER"), Err(CipherError::Unknown(_))));
-        assert!(matches!(parse_name("TLS13_ECDHE-RSA-AES128-SHA"), Err(CipherError::Unknown(_))));
+        assert!(matches!(
+            parse_name("TLS_CIPHER_0x12345"),
+            Err(CipherError::InvalidId(_))
+        ));
+        assert!(matches!(
+            parse_name("TLS_CIPHER_0xzz"),
+            Err(CipherError::InvalidId(_))
+        ));
+        assert!(matches!(
+            parse_name("NOT-A-CIPHER"),
+            Err(CipherError::Unknown(_))
+        ));
+        assert!(matches!(
+            parse_name("TLS13_ECDHE-RSA-AES128-SHA"),
+            Err(CipherError::Unknown(_))
+        ));
     }
 
     #[test]
@@ -419,22 +637,42 @@ mod tests {
         let prefer = parse_list("TLS13_CHACHA20_POLY1305_SHA256 ECDHE-ECDSA-AES128-GCM-SHA256 SSL_RSA_FIPS_WITH_DES_CBC_SHA AES128-SHA").unwrap();
         let suppress = parse_list("TLS_AES_256_GCM_SHA384:AES256-SHA").unwrap();
         let sel = select_suites(&avail, MinProtocol::Default, &prefer, &suppress).unwrap();
-        assert_eq!(sel.suites[0].suite(), CipherSuite::TLS13_CHACHA20_POLY1305_SHA256);
-        assert_eq!(sel.suites[1].suite(), CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256);
-        assert!(!sel.suites.iter().any(|s| s.suite() == CipherSuite::TLS13_AES_256_GCM_SHA384));
+        assert_eq!(
+            sel.suites[0].suite(),
+            CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
+        );
+        assert_eq!(
+            sel.suites[1].suite(),
+            CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+        );
+        assert!(
+            !sel.suites
+                .iter()
+                .any(|s| s.suite() == CipherSuite::TLS13_AES_256_GCM_SHA384)
+        );
         assert_eq!(sel.suites.len(), avail.len() - 1);
         assert_eq!(sel.warnings.len(), 2);
         assert_eq!(sel.versions.len(), 2);
-        assert!(sel.warnings[0].to_string().contains("SSL_RSA_FIPS_WITH_DES_CBC_SHA"));
+        assert!(
+            sel.warnings[0]
+                .to_string()
+                .contains("SSL_RSA_FIPS_WITH_DES_CBC_SHA")
+        );
     }
 
     #[test]
     fn suppressing_a_whole_version() {
         let avail = crate::base_provider().cipher_suites;
-        let all13 = parse_list("TLS13_AES_128_GCM_SHA256 TLS13_AES_256_GCM_SHA384 TLS13_CHACHA20_POLY1305_SHA256").unwrap();
+        let all13 = parse_list(
+            "TLS13_AES_128_GCM_SHA256 TLS13_AES_256_GCM_SHA384 TLS13_CHACHA20_POLY1305_SHA256",
+        )
+        .unwrap();
         // Only 1.3 enabled and all 1.3 suites suppressed: error.
         let e = select_suites(&avail, MinProtocol::Tls13, &[], &all13).unwrap_err();
-        assert_eq!(e.to_string(), "no cipher suite is left for TLSv1.3 after TLSCiphersSuppress");
+        assert_eq!(
+            e.to_string(),
+            "no cipher suite is left for TLSv1.3 after TLSCiphersSuppress"
+        );
         // Both enabled: 1.3 is disabled, 1.2 stays.
         let sel = select_suites(&avail, MinProtocol::Default, &[], &all13).unwrap();
         assert_eq!(sel.versions.len(), 1);
@@ -456,7 +694,10 @@ mod tests {
         let s = cs::TLS13_AES_128_GCM_SHA256.suite();
         assert_eq!(openssl_name(s), "TLS_AES_128_GCM_SHA256");
         assert_eq!(key_sizes(s), Some((128, 128)));
-        assert_eq!(key_sizes(CipherSuite::TLS_RSA_WITH_3DES_EDE_CBC_SHA), Some((112, 168)));
+        assert_eq!(
+            key_sizes(CipherSuite::TLS_RSA_WITH_3DES_EDE_CBC_SHA),
+            Some((112, 168))
+        );
         assert_eq!(iana_name(CipherSuite::from(0xabcd)), "TLS_CIPHER_0xabcd");
     }
 }

@@ -20,7 +20,9 @@ pub enum ProtocolError {
     #[error("expected one of {EXPECTED}; got \"{0}\"")]
     Invalid(String),
     /// The value names a real TLS/SSL version that rustls does not implement.
-    #[error("{version} is not supported by rustls (it supports TLSv1.2 and TLSv1.3); expected one of {EXPECTED}; got \"{value}\"")]
+    #[error(
+        "{version} is not supported by rustls (it supports TLSv1.2 and TLSv1.3); expected one of {EXPECTED}; got \"{value}\""
+    )]
     Unsupported {
         /// The value as given.
         value: String,
@@ -65,7 +67,8 @@ impl MinProtocol {
         let Some(num) = rest.strip_suffix('+') else {
             return Err(invalid());
         };
-        let wire: u16 = if let Some(hex) = num.strip_prefix("0x").or_else(|| num.strip_prefix("0X")) {
+        let wire: u16 = if let Some(hex) = num.strip_prefix("0x").or_else(|| num.strip_prefix("0X"))
+        {
             if hex.is_empty() || hex.len() > 4 {
                 return Err(invalid());
             }
@@ -154,9 +157,18 @@ mod tests {
         assert_eq!(MinProtocol::parse("DEFAULT").unwrap(), MinProtocol::Default);
         assert_eq!(MinProtocol::parse("TLSv1.2+").unwrap(), MinProtocol::Tls12);
         assert_eq!(MinProtocol::parse("tlsv1.3+").unwrap(), MinProtocol::Tls13);
-        assert_eq!(MinProtocol::parse("TLSv0x0303+").unwrap(), MinProtocol::Tls12);
-        assert_eq!(MinProtocol::parse("TlSv0x0304+").unwrap(), MinProtocol::Tls13);
-        assert_eq!("TLSv1.3+".parse::<MinProtocol>().unwrap(), MinProtocol::Tls13);
+        assert_eq!(
+            MinProtocol::parse("TLSv0x0303+").unwrap(),
+            MinProtocol::Tls12
+        );
+        assert_eq!(
+            MinProtocol::parse("TlSv0x0304+").unwrap(),
+            MinProtocol::Tls13
+        );
+        assert_eq!(
+            "TLSv1.3+".parse::<MinProtocol>().unwrap(),
+            MinProtocol::Tls13
+        );
     }
 
     #[test]
@@ -167,22 +179,43 @@ mod tests {
             "expected one of default, TLSv1.2+, TLSv1.3+, TLSv0x0303+, TLSv0x0304+; got \"TLSv1.1\""
         );
         // A version without '+' is not accepted either.
-        assert!(matches!(MinProtocol::parse("TLSv1.2"), Err(ProtocolError::Invalid(_))));
-        assert!(matches!(MinProtocol::parse("TLSv0x0305+"), Err(ProtocolError::Invalid(_))));
-        assert!(matches!(MinProtocol::parse("bogus"), Err(ProtocolError::Invalid(_))));
+        assert!(matches!(
+            MinProtocol::parse("TLSv1.2"),
+            Err(ProtocolError::Invalid(_))
+        ));
+        assert!(matches!(
+            MinProtocol::parse("TLSv0x0305+"),
+            Err(ProtocolError::Invalid(_))
+        ));
+        assert!(matches!(
+            MinProtocol::parse("bogus"),
+            Err(ProtocolError::Invalid(_))
+        ));
         let e = MinProtocol::parse("TLSv1.1+").unwrap_err();
         assert!(matches!(e, ProtocolError::Unsupported { .. }));
-        assert!(e.to_string().starts_with("TLSv1.1 is not supported by rustls"));
+        assert!(
+            e.to_string()
+                .starts_with("TLSv1.1 is not supported by rustls")
+        );
         let e = MinProtocol::parse("TLSv0x0301+").unwrap_err();
-        assert!(e.to_string().starts_with("TLSv1.0 is not supported by rustls"));
-        assert!(matches!(MinProtocol::parse("SSLv3+"), Err(ProtocolError::Unsupported { .. })));
+        assert!(
+            e.to_string()
+                .starts_with("TLSv1.0 is not supported by rustls")
+        );
+        assert!(matches!(
+            MinProtocol::parse("SSLv3+"),
+            Err(ProtocolError::Unsupported { .. })
+        ));
     }
 
     #[test]
     fn versions_and_names() {
         assert_eq!(MinProtocol::Default.versions().len(), 2);
         assert_eq!(MinProtocol::Tls13.versions().len(), 1);
-        assert_eq!(MinProtocol::Tls13.versions()[0].version, ProtocolVersion::TLSv1_3);
+        assert_eq!(
+            MinProtocol::Tls13.versions()[0].version,
+            ProtocolVersion::TLSv1_3
+        );
         assert!(MinProtocol::Tls12.allows(ProtocolVersion::TLSv1_3));
         assert!(!MinProtocol::Tls13.allows(ProtocolVersion::TLSv1_2));
         assert_eq!(protocol_name(ProtocolVersion::TLSv1_2), "TLSv1.2");

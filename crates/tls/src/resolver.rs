@@ -110,15 +110,28 @@ impl VhostCertResolver {
 
     /// As [`set_ocsp`](Self::set_ocsp), for the key whose leaf certificate is
     /// `leaf_der` (every key with that leaf is updated).
-    pub fn set_ocsp_for_leaf(&self, leaf_der: &[u8], ocsp: Option<Vec<u8>>) -> Result<(), ResolverError> {
+    pub fn set_ocsp_for_leaf(
+        &self,
+        leaf_der: &[u8],
+        ocsp: Option<Vec<u8>>,
+    ) -> Result<(), ResolverError> {
         let mut found = false;
         for (i, slot) in self.slots.iter().enumerate() {
-            if slot.base.cert.first().is_some_and(|c| c.as_ref() == leaf_der) {
+            if slot
+                .base
+                .cert
+                .first()
+                .is_some_and(|c| c.as_ref() == leaf_der)
+            {
                 self.set_ocsp(i, ocsp.clone())?;
                 found = true;
             }
         }
-        if found { Ok(()) } else { Err(ResolverError::NoSuchLeaf) }
+        if found {
+            Ok(())
+        } else {
+            Err(ResolverError::NoSuchLeaf)
+        }
     }
 
     /// The key a client offering `schemes` would get.
@@ -165,7 +178,10 @@ mod tests {
         let ec = loaded(Kind::EcP256, &["a.example"]).certified_key;
         let rsa = loaded(Kind::Rsa, &["a.example"]).certified_key;
         let r = VhostCertResolver::new(vec![ec.clone(), rsa.clone()]);
-        let all = [SignatureScheme::ECDSA_NISTP256_SHA256, SignatureScheme::RSA_PSS_SHA256];
+        let all = [
+            SignatureScheme::ECDSA_NISTP256_SHA256,
+            SignatureScheme::RSA_PSS_SHA256,
+        ];
         assert!(Arc::ptr_eq(&r.select(&all).unwrap(), &ec));
         let rsa_only = [SignatureScheme::RSA_PKCS1_SHA256];
         assert!(Arc::ptr_eq(&r.select(&rsa_only).unwrap(), &rsa));
@@ -192,6 +208,9 @@ mod tests {
             r.set_ocsp(3, None),
             Err(ResolverError::NoSuchKey { index: 3, len: 1 })
         );
-        assert_eq!(r.set_ocsp_for_leaf(b"nope", None), Err(ResolverError::NoSuchLeaf));
+        assert_eq!(
+            r.set_ocsp_for_leaf(b"nope", None),
+            Err(ResolverError::NoSuchLeaf)
+        );
     }
 }

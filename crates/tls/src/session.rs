@@ -53,7 +53,9 @@ impl<B: SessionBackend> SessionStore<B> {
 
 impl<B> fmt::Debug for SessionStore<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionStore").field("ttl", &self.ttl).finish_non_exhaustive()
+        f.debug_struct("SessionStore")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -87,8 +89,11 @@ impl<B: SessionBackend> rustls::server::StoresServerSessions for SessionStore<B>
 /// then the entry closest to expiry.
 pub struct MemoryBackend {
     capacity: usize,
-    map: Mutex<HashMap<Vec<u8>, (Zeroizing<Vec<u8>>, Instant)>>,
+    map: Mutex<HashMap<Vec<u8>, Stored>>,
 }
+
+/// A stored value and its expiry.
+type Stored = (Zeroizing<Vec<u8>>, Instant);
 
 impl MemoryBackend {
     /// A backend holding at most `capacity` sessions.
@@ -128,10 +133,15 @@ impl SessionBackend for MemoryBackend {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= self.capacity && !map.contains_key(key) {
             map.retain(|_, (_, exp)| *exp > now);
-            if map.len() >= self.capacity {
-                if let Some(k) = map.iter().min_by_key(|(_, (_, exp))| *exp).map(|(k, _)| k.clone()) {
-                    map.remove(&k);
-                }
+            let oldest = (map.len() >= self.capacity)
+                .then(|| {
+                    map.iter()
+                        .min_by_key(|(_, (_, exp))| *exp)
+                        .map(|(k, _)| k.clone())
+                })
+                .flatten();
+            if let Some(k) = oldest {
+                map.remove(&k);
             }
         }
         map.insert(key.to_vec(), (Zeroizing::new(value.to_vec()), now + ttl));

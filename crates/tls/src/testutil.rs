@@ -45,20 +45,24 @@ struct Ca {
     key_pem: String,
 }
 
+fn ca_params() -> CertificateParams {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "Bastion Test");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "Bastion Test CA");
+    params
+}
+
 fn ca() -> &'static Ca {
     static CA: OnceLock<Ca> = OnceLock::new();
     CA.get_or_init(|| {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "Bastion Test");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "Bastion Test CA");
-        let cert = params.self_signed(&key).unwrap();
+        let cert = ca_params().self_signed(&key).unwrap();
         Ca {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
@@ -89,7 +93,7 @@ fn key_for(kind: Kind) -> KeyPair {
 pub fn leaf(kind: Kind, names: &[&str]) -> Generated {
     let ca = ca();
     let ca_key = KeyPair::from_pem(&ca.key_pem).unwrap();
-    let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key).unwrap();
+    let issuer = Issuer::new(ca_params(), ca_key);
     let key = key_for(kind);
     let mut params =
         CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
@@ -97,9 +101,7 @@ pub fn leaf(kind: Kind, names: &[&str]) -> Generated {
     params
         .distinguished_name
         .push(DnType::OrganizationName, "Bastion Test");
-    params
-        .distinguished_name
-        .push(DnType::CommonName, names[0]);
+    params.distinguished_name.push(DnType::CommonName, names[0]);
     params.serial_number = Some(SerialNumber::from_slice(&[0x01, 0x02, 0xa0, 0xff]));
     let cert = params.signed_by(&key, &issuer).unwrap();
     Generated {
@@ -199,7 +201,10 @@ pub fn client_config(provider: rustls::crypto::CryptoProvider) -> ClientConfig {
 }
 
 /// Move bytes between client and server until neither has anything to say.
-pub fn pump(client: &mut ClientConnection, server: &mut ServerConnection) -> Result<(), rustls::Error> {
+pub fn pump(
+    client: &mut ClientConnection,
+    server: &mut ServerConnection,
+) -> Result<(), rustls::Error> {
     for _ in 0..50 {
         let mut moved = false;
         let mut buf = Vec::new();
@@ -239,7 +244,10 @@ pub fn handshake(
     server: &Arc<ServerConfig>,
     sni: &str,
 ) -> Result<(ClientConnection, ServerConnection), rustls::Error> {
-    let mut c = ClientConnection::new(client.clone(), ServerName::try_from(sni.to_string()).unwrap())?;
+    let mut c = ClientConnection::new(
+        client.clone(),
+        ServerName::try_from(sni.to_string()).unwrap(),
+    )?;
     let mut s = ServerConnection::new(server.clone())?;
     pump(&mut c, &mut s)?;
     assert!(!c.is_handshaking() && !s.is_handshaking());

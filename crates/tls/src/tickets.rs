@@ -131,7 +131,11 @@ impl DerivedTicketer {
 
     /// As [`new`](Self::new), with the given clock (Unix seconds), for tests and
     /// deterministic behaviour.
-    pub fn with_clock(secret: &TicketSecret, period: Duration, clock: Clock) -> Result<Self, TicketError> {
+    pub fn with_clock(
+        secret: &TicketSecret,
+        period: Duration,
+        clock: Clock,
+    ) -> Result<Self, TicketError> {
         if period.is_zero() || period.subsec_nanos() != 0 || period > MAX_PERIOD {
             return Err(TicketError::BadPeriod(period));
         }
@@ -190,7 +194,11 @@ impl DerivedTicketer {
         out.extend_from_slice(plain);
         let (header, body) = out.split_at_mut(HEADER);
         let tag = key
-            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&*header), body)
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&*header),
+                body,
+            )
             .ok()?;
         out.extend_from_slice(tag.as_ref());
         Some(out)
@@ -250,14 +258,23 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     fn clocked(secret: &TicketSecret, t: Arc<AtomicU64>) -> DerivedTicketer {
-        DerivedTicketer::with_clock(secret, DEFAULT_PERIOD, Arc::new(move || t.load(Ordering::SeqCst))).unwrap()
+        DerivedTicketer::with_clock(
+            secret,
+            DEFAULT_PERIOD,
+            Arc::new(move || t.load(Ordering::SeqCst)),
+        )
+        .unwrap()
     }
 
     #[test]
     fn other_instance_same_secret_decrypts() {
         let secret = TicketSecret::generate().unwrap();
         let a = DerivedTicketer::new(&secret, DEFAULT_PERIOD).unwrap();
-        let b = DerivedTicketer::new(&TicketSecret::from_bytes(secret.as_bytes()).unwrap(), DEFAULT_PERIOD).unwrap();
+        let b = DerivedTicketer::new(
+            &TicketSecret::from_bytes(secret.as_bytes()).unwrap(),
+            DEFAULT_PERIOD,
+        )
+        .unwrap();
         let t = a.encrypt(b"session state").unwrap();
         assert_eq!(t.len(), 8 + 12 + 13 + 16);
         assert_eq!(b.decrypt(&t).unwrap(), b"session state");
