@@ -14,8 +14,8 @@
 
 use std::fmt;
 
-use aes_siv::siv::Aes256Siv;
 use aes_siv::aead::KeyInit;
+use aes_siv::siv::Aes256Siv;
 use hkdf::Hkdf;
 use sha2::Sha256;
 use zeroize::Zeroizing;
@@ -369,7 +369,7 @@ mod tests {
         assert_eq!(hex(&w), WRAP_VECTOR);
     }
 
-    pub(crate) const WRAP_VECTOR: &str = "TBD";
+    pub(crate) const WRAP_VECTOR: &str = "343ca43f53390d480e007053dd4119cdab8dfd8db6b42f7cecb2eb0b9521178d05d2b653cea778c459ae0bbe2fa6f4e2";
 
     pub(crate) fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()

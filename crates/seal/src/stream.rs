@@ -172,7 +172,11 @@ impl std::fmt::Debug for Encryptor {
 
 impl Encryptor {
     /// Starts a new object under `key_id` with a fresh random salt.
-    pub fn new(data_key: &DataKey, key_id: KeyId, cipher: CipherSuite) -> Result<Self, StreamError> {
+    pub fn new(
+        data_key: &DataKey,
+        key_id: KeyId,
+        cipher: CipherSuite,
+    ) -> Result<Self, StreamError> {
         Ok(Self::with_header(data_key, Header::new(cipher, key_id)?))
     }
 
@@ -339,7 +343,11 @@ impl RangePlan {
     ///
     /// CTR: exactly the same bytes shifted by the header length. GCM: the
     /// whole segments that cover the range.
-    pub fn new(header: &Header, object_len: u64, plaintext: Range<u64>) -> Result<Self, StreamError> {
+    pub fn new(
+        header: &Header,
+        object_len: u64,
+        plaintext: Range<u64>,
+    ) -> Result<Self, StreamError> {
         let p = header.plaintext_len(object_len)?;
         if plaintext.start >= plaintext.end || plaintext.end > p {
             return Err(StreamError::BadRange {

@@ -1,5 +1,4 @@
 use super::*;
-use crate::keys::MasterKey;
 use sha2::{Digest, Sha256};
 
 const S: usize = 65536;
@@ -100,7 +99,19 @@ fn decrypt_all(obj: &[u8]) -> Result<Vec<u8>, StreamError> {
     Ok(out)
 }
 
-const SIZES: &[usize] = &[0, 1, 15, 16, 17, S - 1, S, S + 1, 2 * S, 2 * S + 7, 3 * 1024 * 1024 + 5];
+const SIZES: &[usize] = &[
+    0,
+    1,
+    15,
+    16,
+    17,
+    S - 1,
+    S,
+    S + 1,
+    2 * S,
+    2 * S + 7,
+    3 * 1024 * 1024 + 5,
+];
 
 #[test]
 fn round_trips_both_ciphers() {
@@ -109,7 +120,11 @@ fn round_trips_both_ciphers() {
         for &n in SIZES {
             let p = pattern(n);
             let obj = encrypt_all(&h, &p);
-            assert_eq!(obj.len() as u64, h.object_len(n as u64).unwrap(), "{cipher} {n}");
+            assert_eq!(
+                obj.len() as u64,
+                h.object_len(n as u64).unwrap(),
+                "{cipher} {n}"
+            );
             assert_eq!(h.plaintext_len(obj.len() as u64).unwrap(), n as u64);
             if cipher == CipherSuite::Aes256Ctr {
                 assert_eq!(obj.len(), n + h.len());
@@ -128,7 +143,7 @@ fn random_chunking_matches_one_push() {
             let p = pattern(n);
             let whole = encrypt_all(&h, &p);
             for max in [1usize, 7, 4096, 70000, 300_000] {
-                if max == 1 && n > 200_000 {
+                if (max == 1 && n > S + 1) || (max < 4096 && n > 2 * S + 7) {
                     continue;
                 }
                 let chunked = encrypt_chunked(&h, &p, &mut rng, max);
@@ -171,7 +186,10 @@ fn gcm_detects_tampering() {
         let mut bad = obj.clone();
         bad[pos] ^= 0x80;
         let err = decrypt_all(&bad).unwrap_err();
-        assert!(matches!(err, StreamError::Authentication { .. }), "{pos}: {err}");
+        assert!(
+            matches!(err, StreamError::Authentication { .. }),
+            "{pos}: {err}"
+        );
     }
     // the header is bound too: change the key version byte or a salt byte
     for pos in [13, 20] {
@@ -202,8 +220,13 @@ fn gcm_releases_nothing_unverified() {
     }
     // segment 0 is released only once a byte of segment 1 proved it non-final
     assert_eq!(out.len(), S);
-    let err = d.push_into(&bad[h.len() + 2 * seg_ct - 1..], &mut out).unwrap_err();
-    assert!(matches!(err, StreamError::Authentication { segment: 1, .. }), "{err}");
+    let err = d
+        .push_into(&bad[h.len() + 2 * seg_ct - 1..], &mut out)
+        .unwrap_err();
+    assert!(
+        matches!(err, StreamError::Authentication { segment: 1, .. }),
+        "{err}"
+    );
     assert_eq!(out.len(), S, "no byte of the forged segment released");
     assert_eq!(d.push(b"x").unwrap_err(), StreamError::Poisoned);
 }
@@ -223,7 +246,10 @@ fn gcm_detects_truncation() {
     assert!(matches!(err, StreamError::Authentication { .. }), "{err}");
     // nothing after the header
     let err = decrypt_all(&obj[..hl]).unwrap_err();
-    assert!(matches!(err, StreamError::Truncated { segments: 0, .. }), "{err}");
+    assert!(
+        matches!(err, StreamError::Truncated { segments: 0, .. }),
+        "{err}"
+    );
     // fewer than 16 bytes
     let err = decrypt_all(&obj[..hl + 10]).unwrap_err();
     assert!(matches!(err, StreamError::Truncated { .. }), "{err}");
@@ -244,24 +270,38 @@ fn gcm_detects_reordering_and_extension() {
         swapped.extend_from_slice(segs[i]);
     }
     let err = decrypt_all(&swapped).unwrap_err();
-    assert!(matches!(err, StreamError::Authentication { segment: 0, .. }), "{err}");
+    assert!(
+        matches!(err, StreamError::Authentication { segment: 0, .. }),
+        "{err}"
+    );
     // drop a middle segment
     let mut dropped = obj[..hl].to_vec();
     for i in [0, 2, 3] {
         dropped.extend_from_slice(segs[i]);
     }
     assert!(decrypt_all(&dropped).is_err());
-    // trailing garbage after the final segment
+    // trailing garbage after the final segment: detected; when the final
+    // segment is partial the boundary is unknown, so it shows as a failed tag
     let mut ext = obj.clone();
     ext.extend_from_slice(b"garbage");
+    assert!(matches!(
+        decrypt_all(&ext).unwrap_err(),
+        StreamError::Authentication { segment: 3, .. }
+    ));
+    let (_, full) = gcm_obj(3 * S);
+    let mut ext = full.clone();
+    ext.extend_from_slice(b"garbage");
     let err = decrypt_all(&ext).unwrap_err();
-    assert!(matches!(err, StreamError::TrailingData { segment: 3, .. }), "{err}");
+    assert!(
+        matches!(err, StreamError::TrailingData { segment: 2, .. }),
+        "{err}"
+    );
     // a duplicated final segment
-    let mut dup = obj.clone();
-    dup.extend_from_slice(segs[3]);
+    let mut dup = full.clone();
+    dup.extend_from_slice(&full[full.len() - seg_ct..]);
     assert!(matches!(
         decrypt_all(&dup).unwrap_err(),
-        StreamError::TrailingData { .. }
+        StreamError::TrailingData { segment: 2, .. }
     ));
     // a segment taken from another object under the same key
     let (_, other) = gcm_obj(3 * S + 10);
@@ -282,9 +322,20 @@ fn ctr_ranged_decrypt_equals_slice() {
     let n = 3 * S + 123;
     let p = pattern(n);
     let obj = encrypt_all(&h, &p);
-    for (a, b) in [(0, 1), (0, n), (15, 17), (16, 32), (S - 3, S + 70), (n - 1, n), (1000, 200_000)] {
+    for (a, b) in [
+        (0, 1),
+        (0, n),
+        (15, 17),
+        (16, 32),
+        (S - 3, S + 70),
+        (n - 1, n),
+        (1000, 190_000),
+    ] {
         let plan = RangePlan::new(&h, obj.len() as u64, a as u64..b as u64).unwrap();
-        assert_eq!(plan.object_range, (h.len() + a) as u64..(h.len() + b) as u64);
+        assert_eq!(
+            plan.object_range,
+            (h.len() + a) as u64..(h.len() + b) as u64
+        );
         let r = plan.object_range.start as usize..plan.object_range.end as usize;
         let mut d = Decryptor::ranged(&dk(), &h, &plan);
         let mut out = Vec::new();
@@ -320,11 +371,11 @@ fn gcm_ranged_decrypt_equals_slice() {
         if n > 3 * S {
             cases.extend([(S, 2 * S), (2 * S - 1, 3 * S + 1), (3 * S, n)]);
         }
-        for (a, b) in cases {
+        for (a, b) in cases.into_iter().filter(|(a, b)| a < b) {
             let plan = RangePlan::new(&h, obj.len() as u64, a as u64..b as u64).unwrap();
             let hl = h.len() as u64;
             assert_eq!(plan.object_range.start, hl + (a / S) as u64 * seg_ct);
-            assert!((plan.object_range.start - hl) % seg_ct == 0);
+            assert!((plan.object_range.start - hl).is_multiple_of(seg_ct));
             let r = plan.object_range.start as usize..plan.object_range.end as usize;
             let mut d = Decryptor::ranged(&dk(), &h, &plan);
             let mut out = Vec::new();
@@ -365,7 +416,10 @@ fn header_reader_rejects_early() {
     assert!(hr.push(b"MEN").unwrap().is_none());
     assert_eq!(hr.push(b"X").unwrap_err(), FormatError::BadMagic);
     let mut hr = HeaderReader::new();
-    assert_eq!(hr.push(b"GET / HTTP/1.1").unwrap_err(), FormatError::BadMagic);
+    assert_eq!(
+        hr.push(b"GET / HTTP/1.1").unwrap_err(),
+        FormatError::BadMagic
+    );
 }
 
 #[test]
@@ -393,29 +447,55 @@ fn big_object_bounded_buffers() {
     }
     let pt = d.push(&e.finish().unwrap()).unwrap();
     hasher_out.update(&pt);
-    hasher_out.update(&d.finish().unwrap());
+    hasher_out.update(d.finish().unwrap());
     assert_eq!(hasher_in.finalize(), hasher_out.finalize());
     assert!(max_out <= S + 16, "{max_out}");
 }
 
 // ---- test vectors (documented in docs/format.md) ----
 
+/// The vectors of docs/format.md §8 (checked independently with Python's
+/// `cryptography` package).
 #[test]
-fn print_vectors() {
-    // `cargo test -p bastion-seal print_vectors -- --nocapture` shows them.
-    for cipher in [CipherSuite::Aes256Ctr, CipherSuite::Aes256Gcm] {
-        let h = Header::with_salt(cipher, kid(), salt());
-        let hb = h.to_bytes();
-        let ok = derive_object_keys(&dk(), &salt(), &hb);
-        println!("{cipher} header   {}", hex(&hb));
-        println!("{cipher} okm key  {}", hex(ok.key()));
-        println!("{cipher} okm iv   {}", hex(ok.iv()));
-        println!("{cipher} teststring object {}", hex(&encrypt_all(&h, b"teststring")));
-        println!("{cipher} empty object {}", hex(&encrypt_all(&h, b"")));
-        let big = encrypt_all(&h, &pattern(S + 10));
-        println!("{cipher} pattern(65546) sha256 {}", hex(&Sha256::digest(&big)));
-    }
-    let m = MasterKey::from_bytes(std::array::from_fn(|i| i as u8));
-    let w = crate::keys::wrap_data_key(&m, &DataKey::from_bytes([0x11; 32]), &kid());
-    println!("wrap {}", hex(&w));
+fn vectors_match_docs() {
+    const CTR_HEADER: &str = "4d454e4302010000003400000001202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f05616c696365";
+    const GCM_HEADER: &str = "4d454e4302021000003400000001202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f05616c696365";
+    let ctr = Header::with_salt(CipherSuite::Aes256Ctr, kid(), salt());
+    let gcm = Header::with_salt(CipherSuite::Aes256Gcm, kid(), salt());
+    assert_eq!(hex(&ctr.to_bytes()), CTR_HEADER);
+    assert_eq!(hex(&gcm.to_bytes()), GCM_HEADER);
+
+    let ok = derive_object_keys(&dk(), &salt(), &ctr.to_bytes());
+    assert_eq!(
+        hex(ok.key()),
+        "2b72d031fd5034c9bb27b85ba74da40c7f25f73830377315b11669295eeff216"
+    );
+    assert_eq!(hex(ok.iv()), "dd9ca747d89699f7a9c6bb07f32aa543");
+    let ok = derive_object_keys(&dk(), &salt(), &gcm.to_bytes());
+    assert_eq!(
+        hex(ok.key()),
+        "644ca6a12b24ce4b5db4825e81fd3dead6b2a83e18b8981a3e21e059345edf3b"
+    );
+    assert_eq!(hex(&ok.nonce_prefix()), "a3bb4c659b948f");
+
+    assert_eq!(
+        hex(&encrypt_all(&ctr, b"teststring")),
+        format!("{CTR_HEADER}102b866d5a120349dcca")
+    );
+    assert_eq!(
+        hex(&encrypt_all(&gcm, b"teststring")),
+        format!("{GCM_HEADER}1d71bc064b86b73e157b5d73547f6a6ac1499e2c7f29349c4c8b")
+    );
+    assert_eq!(
+        hex(&encrypt_all(&gcm, b"")),
+        format!("{GCM_HEADER}4353dce568811ed25a09c29a0646c5b1")
+    );
+    assert_eq!(
+        hex(&Sha256::digest(encrypt_all(&ctr, &pattern(S + 10)))),
+        "5a4a6cef5091f1e57b68b37e1870ca243b06b61f267afd3843576da7c753d66c"
+    );
+    assert_eq!(
+        hex(&Sha256::digest(encrypt_all(&gcm, &pattern(S + 10)))),
+        "3a35ed46a86d7cea9c20982508f8be5228094170d6c0f9263080c0bea8d5c9a4"
+    );
 }
