@@ -20,7 +20,11 @@ fn find_apxs() -> String {
         return a;
     }
     for cand in ["apxs", "apxs2", "/usr/bin/apxs", "/usr/bin/apxs2"] {
-        if Command::new(cand).args(["-q", "INCLUDEDIR"]).output().is_ok_and(|o| o.status.success()) {
+        if Command::new(cand)
+            .args(["-q", "INCLUDEDIR"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
             return cand.to_string();
         }
     }
@@ -34,14 +38,34 @@ fn fail(msg: &str) -> ! {
     std::process::exit(1);
 }
 
+/// The version of `name` locked in Cargo.lock (for the start-up line and SSL_VERSION_LIBRARY).
+fn locked_version(name: &str) -> String {
+    let lock = std::fs::read_to_string("Cargo.lock").unwrap_or_default();
+    let mut lines = lock.lines();
+    while let Some(l) = lines.next() {
+        if l == format!("name = \"{name}\"") {
+            if let Some(v) = lines.next().and_then(|v| v.strip_prefix("version = \"")) {
+                return v.trim_end_matches('"').to_string();
+            }
+        }
+    }
+    "unknown".to_string()
+}
+
 fn main() {
+    println!("cargo:rerun-if-changed=Cargo.lock");
+    println!(
+        "cargo:rustc-env=BASTION_RUSTLS_VERSION={}",
+        locked_version("rustls")
+    );
     println!("cargo:rerun-if-env-changed=APXS");
     println!("cargo:rerun-if-changed=wrapper.h");
     println!("cargo:rerun-if-changed=build.rs");
 
     let apxs = find_apxs();
     let q = |v: &str| {
-        apxs_query(&apxs, v).unwrap_or_else(|| fail(&format!("`{apxs} -q {v}` failed: install apache2-dev")))
+        apxs_query(&apxs, v)
+            .unwrap_or_else(|| fail(&format!("`{apxs} -q {v}` failed: install apache2-dev")))
     };
     let mut args: Vec<String> = Vec::new();
     for var in ["INCLUDEDIR", "APR_INCLUDEDIR", "APU_INCLUDEDIR"] {

@@ -3,24 +3,34 @@
 use crate::httpd::config::ModuleConfig;
 
 /// Per-server (virtual host) configuration.
-#[derive(Default, Debug)]
+#[derive(Default)]
 pub struct ServerConf {
     /// Module-wide settings.
     pub core: crate::core::CoreServerConf,
+    /// TLS.
+    pub tls: crate::tls::conf::TlsServerConf,
 }
 
 impl ModuleConfig for ServerConf {
     fn merge(base: &Self, add: &Self) -> Self {
-        ServerConf { core: crate::core::CoreServerConf::merge(&base.core, &add.core) }
+        ServerConf {
+            core: crate::core::CoreServerConf::merge(&base.core, &add.core),
+            tls: crate::tls::conf::TlsServerConf::merge(&base.tls, &add.tls),
+        }
     }
 }
 
 /// Per-directory configuration.
 #[derive(Default, Debug)]
-pub struct DirConf {}
+pub struct DirConf {
+    /// TLS (`TLSOptions`).
+    pub tls: crate::tls::conf::TlsDirConf,
+}
 
 impl ModuleConfig for DirConf {
-    fn merge(_base: &Self, _add: &Self) -> Self {
-        DirConf {}
+    fn merge(base: &Self, add: &Self) -> Self {
+        DirConf {
+            tls: crate::tls::conf::TlsDirConf::merge(&base.tls, &add.tls),
+        }
     }
 }

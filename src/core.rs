@@ -1,9 +1,9 @@
 //! Module-wide glue: start-up checks, the per-child setup and the `bastion-info` page.
 
+use crate::ServerConf;
 use crate::httpd::cmd::{Cmd, CmdResult};
 use crate::httpd::log::{Level, log_startup};
 use crate::httpd::{Pool, Request, Server, Status, module, state, status};
-use crate::ServerConf;
 
 /// Module-wide per-server settings.
 #[derive(Default, Debug, Clone)]
@@ -15,7 +15,12 @@ pub struct CoreServerConf {
 impl CoreServerConf {
     /// Inner values win; unset ones are inherited.
     pub fn merge(base: &Self, add: &Self) -> Self {
-        CoreServerConf { status_title: add.status_title.clone().or_else(|| base.status_title.clone()) }
+        CoreServerConf {
+            status_title: add
+                .status_title
+                .clone()
+                .or_else(|| base.status_title.clone()),
+        }
     }
 }
 
@@ -34,8 +39,14 @@ pub fn cmd_status_title(cmd: &mut Cmd, title: &str) -> CmdResult {
 /// Modules whose directives mod_bastion owns: loading them beside it would make two modules
 /// claim one configuration. (source name, what to tell the administrator)
 const CONFLICTING: &[(&str, &str)] = &[
-    ("mod_md.c", "mod_md is loaded too: mod_bastion provides its MD* directives; disable it (a2dismod md) or remove its LoadModule line"),
-    ("mod_tls.c", "mod_tls is loaded too: mod_bastion provides its TLS* directives; disable it (a2dismod tls) or remove its LoadModule line"),
+    (
+        "mod_md.c",
+        "mod_md is loaded too: mod_bastion provides its MD* directives; disable it (a2dismod md) or remove its LoadModule line",
+    ),
+    (
+        "mod_tls.c",
+        "mod_tls is loaded too: mod_bastion provides its TLS* directives; disable it (a2dismod tls) or remove its LoadModule line",
+    ),
 ];
 
 /// Refuses to start next to mod_md or mod_tls. Runs in pre_config, so `apachectl -t` fails too.
@@ -47,7 +58,11 @@ pub fn pre_config(_p: &Pool) -> Status {
             ok = false;
         }
     }
-    if ok { status::OK } else { status::INTERNAL_SERVER_ERROR }
+    if ok {
+        status::OK
+    } else {
+        status::INTERNAL_SERVER_ERROR
+    }
 }
 
 /// Post-config: the start-up line with versions (second pass only).
@@ -71,7 +86,10 @@ pub fn version_line() -> String {
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// `SetHandler bastion-info`: a page that shows the module is loaded, and what it does.
@@ -83,7 +101,11 @@ pub fn info_handler(r: &mut Request) -> Status {
         return status::METHOD_NOT_ALLOWED;
     }
     let conf = r.server().config::<ServerConf>();
-    let title = conf.core.status_title.clone().unwrap_or_else(|| "mod_bastion".to_string());
+    let title = conf
+        .core
+        .status_title
+        .clone()
+        .unwrap_or_else(|| "mod_bastion".to_string());
     tracing::debug!("serving bastion-info for {}", r.uri());
     r.set_content_type("text/html; charset=utf-8");
     if r.header_only() {

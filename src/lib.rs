@@ -9,16 +9,39 @@ pub mod httpd;
 
 mod config;
 mod core;
+mod tls;
 
 pub use config::{DirConf, ServerConf};
 
 use httpd::cmd::ctx::*;
+use httpd::filter;
 use httpd::hooks::{Order, Registrar};
 
 directives! {
     pub static COMMANDS = [
         take1(c"BastionStatusTitle", RSRC_CONF, core::cmd_status_title,
               c"BastionStatusTitle text: the heading of the bastion-info page"),
+        // TLS (mod_tls's directives)
+        iterate(c"TLSEngine", RSRC_CONF, tls::conf::cmd_engine,
+              c"TLSEngine [addr:]port: serve TLS on this address (e.g. 443, 127.0.0.1:8443)"),
+        take12(c"TLSCertificate", RSRC_CONF, tls::conf::cmd_certificate,
+              c"TLSCertificate cert.pem [key.pem]: a certificate chain and its key (PEM)"),
+        take1(c"TLSProtocol", RSRC_CONF, tls::conf::cmd_protocol,
+              c"TLSProtocol default|TLSv1.2+|TLSv1.3+|TLSv0x0303+: the minimum TLS version"),
+        raw_args(c"TLSCiphersPrefer", RSRC_CONF, tls::conf::cmd_ciphers_prefer,
+              c"TLSCiphersPrefer name[:name...]|default: cipher suites to prefer"),
+        raw_args(c"TLSCiphersSuppress", RSRC_CONF, tls::conf::cmd_ciphers_suppress,
+              c"TLSCiphersSuppress name[:name...]|none: cipher suites never to use"),
+        flag(c"TLSHonorClientOrder", RSRC_CONF, tls::conf::cmd_honor_client_order,
+              c"TLSHonorClientOrder on|off: follow the client's cipher order (default on)"),
+        flag(c"TLSStrictSNI", RSRC_CONF, tls::conf::cmd_strict_sni,
+              c"TLSStrictSNI on|off: refuse handshakes naming an unknown host (default on)"),
+        flag(c"TLSSessionTickets", RSRC_CONF, tls::conf::cmd_session_tickets,
+              c"TLSSessionTickets on|off: resume sessions with tickets (default on)"),
+        take1(c"TLSSessionCache", RSRC_CONF, tls::conf::cmd_session_cache,
+              c"TLSSessionCache none|default|provider[:args]: the shared TLS session cache"),
+        take_argv(c"TLSOptions", OR_OPTIONS, tls::conf::cmd_options,
+              c"TLSOptions [+|-]StdEnvVars|ExportCertData|Defaults ..."),
     ];
 }
 
@@ -36,6 +59,56 @@ fn register_hooks(reg: &Registrar) {
     hook!(reg, post_config, core::post_config, Order::Middle);
     hook!(reg, child_init, core::child_init, Order::Middle);
     hook!(reg, handler, core::info_handler, Order::Middle);
+
+    // TLS
+    hook!(
+        reg,
+        post_config,
+        tls::post_config,
+        Order::Middle,
+        before = [c"mod_proxy.c", c"mod_http2.c"]
+    );
+    filter!(
+        reg,
+        input,
+        &tls::hooks::TLS_IN,
+        c"BASTION_TLS_IN",
+        tls::hooks::filter_in,
+        filter::ftype::CONNECTION + 5
+    );
+    filter!(
+        reg,
+        output,
+        &tls::hooks::TLS_OUT,
+        c"BASTION_TLS_OUT",
+        tls::hooks::filter_out,
+        filter::ftype::CONNECTION + 5
+    );
+    hook!(
+        reg,
+        pre_connection,
+        tls::hooks::pre_connection,
+        Order::Middle
+    );
+    hook!(
+        reg,
+        process_connection,
+        tls::hooks::process_connection,
+        Order::Middle,
+        before = [c"mod_http2.c"]
+    );
+    hook!(
+        reg,
+        post_read_request,
+        tls::hooks::request_check,
+        Order::Middle,
+        after = [c"mod_setenvif.c"]
+    );
+    hook!(reg, fixups, tls::hooks::fixups, Order::Middle);
+    hook!(reg, ssl_conn_is_ssl, tls::hooks::conn_is_ssl, Order::Middle);
+    hook!(reg, ssl_var_lookup, tls::hooks::var_lookup, Order::Middle);
+    hook!(reg, http_scheme, tls::hooks::http_scheme, Order::Middle);
+    hook!(reg, default_port, tls::hooks::default_port, Order::Middle);
     #[cfg(feature = "test-hooks")]
     hook!(reg, handler, core::test_panic_handler, Order::First);
 }

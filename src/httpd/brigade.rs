@@ -49,6 +49,10 @@ pub struct Brigade {
     raw: *mut ffi::apr_bucket_brigade,
 }
 
+// SAFETY: a brigade belongs to one connection (or request), and httpd serves a connection
+// on one thread at a time; the wrapper is only moved between those turns, never shared.
+unsafe impl Send for Brigade {}
+
 /// One bucket of a brigade.
 #[derive(Clone, Copy)]
 pub struct Bucket {
@@ -67,7 +71,9 @@ impl Brigade {
     /// Creates an empty brigade in `pool` (destroyed with the pool).
     pub fn new(pool: &super::Pool<'_>, alloc: *mut ffi::apr_bucket_alloc_t) -> Brigade {
         // SAFETY: valid pool and bucket allocator of the same connection.
-        Brigade { raw: unsafe { ffi::apr_brigade_create(pool.as_ptr(), alloc) } }
+        Brigade {
+            raw: unsafe { ffi::apr_brigade_create(pool.as_ptr(), alloc) },
+        }
     }
 
     /// The raw pointer, for calls into httpd.
@@ -133,7 +139,14 @@ impl Brigade {
             return;
         }
         // SAFETY: a NULL free function makes APR copy the bytes.
-        let b = unsafe { ffi::apr_bucket_heap_create(data.as_ptr() as *const c_char, data.len() as _, None, self.alloc()) };
+        let b = unsafe {
+            ffi::apr_bucket_heap_create(
+                data.as_ptr() as *const c_char,
+                data.len() as _,
+                None,
+                self.alloc(),
+            )
+        };
         self.push_raw(b);
     }
 
@@ -144,7 +157,13 @@ impl Brigade {
             return;
         }
         // SAFETY: transient buckets copy on setaside; the caller keeps `data` alive while passing.
-        let b = unsafe { ffi::apr_bucket_transient_create(data.as_ptr() as *const c_char, data.len() as _, self.alloc()) };
+        let b = unsafe {
+            ffi::apr_bucket_transient_create(
+                data.as_ptr() as *const c_char,
+                data.len() as _,
+                self.alloc(),
+            )
+        };
         self.push_raw(b);
     }
 
@@ -193,7 +212,11 @@ impl Brigade {
         let mut n: ffi::apr_off_t = 0;
         // SAFETY: live brigade.
         let rv = unsafe { ffi::apr_brigade_length(self.raw, read_all as i32, &mut n) };
-        if rv == rv::SUCCESS { Ok(n.max(0) as u64) } else { Err(rv) }
+        if rv == rv::SUCCESS {
+            Ok(n.max(0) as u64)
+        } else {
+            Err(rv)
+        }
     }
 
     /// Splits the brigade so that it holds at most the first `n` bytes; the rest is moved to
@@ -214,7 +237,10 @@ impl Brigade {
             cur = unsafe { (*cur).link.next };
         }
         // Insert at the front of `rest`, keeping order.
-        let head = rest.first().map(|b| b.raw).unwrap_or_else(|| rest.sentinel());
+        let head = rest
+            .first()
+            .map(|b| b.raw)
+            .unwrap_or_else(|| rest.sentinel());
         for b in moved {
             b.unlink();
             Self::insert_before(head, b.raw);
@@ -267,9 +293,15 @@ impl Bucket {
     pub fn read<'b>(&'b self, block: bool) -> Result<&'b [u8], ffi::apr_status_t> {
         let mut p: *const c_char = std::ptr::null();
         let mut len: ffi::apr_size_t = 0;
-        let mode = if block { ffi::apr_read_type_e_APR_BLOCK_READ } else { ffi::apr_read_type_e_APR_NONBLOCK_READ };
+        let mode = if block {
+            ffi::apr_read_type_e_APR_BLOCK_READ
+        } else {
+            ffi::apr_read_type_e_APR_NONBLOCK_READ
+        };
         // SAFETY: apr_bucket_read is `e->type->read(e, &str, &len, block)`.
-        let rv = unsafe { ((*(*self.raw).type_).read.expect("bucket read"))(self.raw, &mut p, &mut len, mode) };
+        let rv = unsafe {
+            ((*(*self.raw).type_).read.expect("bucket read"))(self.raw, &mut p, &mut len, mode)
+        };
         if rv != rv::SUCCESS {
             return Err(rv);
         }
@@ -290,8 +322,14 @@ impl Bucket {
     /// Makes the bucket's data live as long as `pool` (copies transient data).
     pub fn setaside(&self, pool: &super::Pool<'_>) -> Result<(), ffi::apr_status_t> {
         // SAFETY: apr_bucket_setaside is `e->type->setaside(e, pool)`.
-        let rv = unsafe { ((*(*self.raw).type_).setaside.expect("bucket setaside"))(self.raw, pool.as_ptr()) };
-        if rv == rv::SUCCESS || rv == rv::ENOTIMPL { Ok(()) } else { Err(rv) }
+        let rv = unsafe {
+            ((*(*self.raw).type_).setaside.expect("bucket setaside"))(self.raw, pool.as_ptr())
+        };
+        if rv == rv::SUCCESS || rv == rv::ENOTIMPL {
+            Ok(())
+        } else {
+            Err(rv)
+        }
     }
 
     fn unlink(&self) {

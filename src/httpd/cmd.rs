@@ -105,7 +105,10 @@ impl Cmd {
             }
             let f = self.parms().config_file;
             if !f.is_null() {
-                return (super::cstr((*f).name).unwrap_or("?").to_string(), (*f).line_number);
+                return (
+                    super::cstr((*f).name).unwrap_or("?").to_string(),
+                    (*f).line_number,
+                );
             }
         }
         ("?".into(), 0)
@@ -156,7 +159,9 @@ impl Cmd {
         // SAFETY: valid pool and string; httpd returns a pool string or NULL.
         let r = unsafe { ffi::ap_server_root_relative(self.parms().temp_pool, c.as_ptr()) };
         // SAFETY: NULL or NUL-terminated.
-        unsafe { super::cstr(r) }.map(PathBuf::from).unwrap_or_else(|| PathBuf::from(path))
+        unsafe { super::cstr(r) }
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(path))
     }
 
     /// This module's per-server configuration for the server being configured.
@@ -204,7 +209,11 @@ impl Cmd {
 /// # Safety
 /// `parms` must be valid; called only from the trampolines.
 #[doc(hidden)]
-pub unsafe fn finish(parms: *mut ffi::cmd_parms, f: impl FnOnce(&mut Cmd) -> CmdResult, mconfig: *mut c_void) -> *const c_char {
+pub unsafe fn finish(
+    parms: *mut ffi::cmd_parms,
+    f: impl FnOnce(&mut Cmd) -> CmdResult,
+    mconfig: *mut c_void,
+) -> *const c_char {
     // SAFETY: per this function's contract.
     let mut cmd = unsafe { Cmd::from_raw(parms, mconfig) };
     let name = cmd.name().to_string();

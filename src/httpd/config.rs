@@ -25,7 +25,11 @@ struct Tagged<T> {
 
 /// Moves `value` into `pool` with its type tag; the pointer can be read back with [`get`].
 pub(crate) fn attach_tagged<T: 'static>(pool: &Pool<'_>, value: T) -> *mut c_void {
-    pool.attach(Tagged { tag: TypeId::of::<T>(), value }).as_ptr() as *mut c_void
+    pool.attach(Tagged {
+        tag: TypeId::of::<T>(),
+        value,
+    })
+    .as_ptr() as *mut c_void
 }
 
 fn alloc<T: ModuleConfig>(p: *mut ffi::apr_pool_t, value: T) -> *mut c_void {
@@ -46,7 +50,10 @@ pub(crate) unsafe fn get<'a, T: 'static>(p: *mut c_void) -> Option<&'a mut T> {
     // whatever T the value was made with; we cast to Tagged<T> only when the tags agree.
     unsafe {
         let tag = *(p as *const TypeId);
-        assert!(tag == TypeId::of::<T>(), "config looked up with the wrong type");
+        assert!(
+            tag == TypeId::of::<T>(),
+            "config looked up with the wrong type"
+        );
         Some(&mut (*(p as *mut Tagged<T>)).value)
     }
 }
@@ -55,7 +62,9 @@ pub(crate) unsafe fn get<'a, T: 'static>(p: *mut c_void) -> Option<&'a mut T> {
 ///
 /// # Safety
 /// `cv` must be a live config vector of this configuration generation.
-pub(crate) unsafe fn from_vector<'a, T: 'static>(cv: *mut ffi::ap_conf_vector_t) -> Option<&'a mut T> {
+pub(crate) unsafe fn from_vector<'a, T: 'static>(
+    cv: *mut ffi::ap_conf_vector_t,
+) -> Option<&'a mut T> {
     let idx = super::module::module_index();
     if cv.is_null() || idx < 0 {
         return None;

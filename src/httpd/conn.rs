@@ -16,7 +16,10 @@ impl<'a> Conn<'a> {
     /// # Safety
     /// `c` must be NULL or a connection valid for `'a`.
     pub unsafe fn from_raw(c: *mut ffi::conn_rec) -> Option<Conn<'a>> {
-        NonNull::new(c).map(|raw| Conn { raw, _life: PhantomData })
+        NonNull::new(c).map(|raw| Conn {
+            raw,
+            _life: PhantomData,
+        })
     }
 
     /// The raw pointer, for calls into httpd.
@@ -109,6 +112,107 @@ impl<'a> Conn<'a> {
         // SAFETY: conn_config is the connection's live config vector; our slot holds NULL or
         // a tagged pointer from set_state.
         unsafe { super::config::from_vector::<T>(self.rec().conn_config) }
+    }
+
+    /// Calls `f` for each virtual host that serves this connection's address (name-based
+    /// candidates, in configuration order) until it returns true. Returns whether one did.
+    pub fn for_each_vhost(&self, mut f: impl FnMut(super::Server<'a>) -> bool) -> bool {
+        unsafe extern "C" fn cb(
+            baton: *mut std::ffi::c_void,
+            _c: *mut ffi::conn_rec,
+            s: *mut ffi::server_rec,
+        ) -> std::os::raw::c_int {
+            // SAFETY: baton is the &mut dyn FnMut passed below, alive for the iteration.
+            let f = unsafe { &mut *(baton as *mut &mut dyn FnMut(*mut ffi::server_rec) -> bool) };
+            f(s) as std::os::raw::c_int
+        }
+        let mut g = |s: *mut ffi::server_rec| -> bool {
+            // SAFETY: httpd passes the configuration's server records.
+            match unsafe { super::Server::from_raw(s) } {
+                Some(s) => f(s),
+                None => false,
+            }
+        };
+        let mut dynf: &mut dyn FnMut(*mut ffi::server_rec) -> bool = &mut g;
+        // SAFETY: the callback only runs during this call; the baton outlives it.
+        unsafe {
+            ffi::ap_vhost_iterate_given_conn(
+                self.as_ptr(),
+                Some(cb),
+                &mut dynf as *mut _ as *mut std::ffi::c_void,
+            ) != 0
+        }
+    }
+
+    /// The protocol the connection speaks now (`"http/1.1"`, `"h2"`).
+    pub fn protocol(&self) -> String {
+        // SAFETY: returns a static or pool string.
+        unsafe { super::cstr(ffi::ap_get_protocol(self.as_ptr())) }
+            .unwrap_or("http/1.1")
+            .to_string()
+    }
+
+    /// Asks httpd's protocol hooks (mod_http2, ...) which of the client's `choices` to speak,
+    /// as configured by `Protocols` for `server`.
+    pub fn select_protocol(&self, server: &super::Server<'_>, choices: &[&str]) -> Option<String> {
+        let pool = self.pool();
+        // SAFETY: an APR array of `char *` in the connection pool, filled with pool strings;
+        // ap_select_protocol returns NULL or a string at least as long-lived as the pool.
+        unsafe {
+            let arr = ffi::apr_array_make(
+                pool.as_ptr(),
+                choices.len().max(1) as i32,
+                std::mem::size_of::<*const std::os::raw::c_char>() as i32,
+            );
+            for c in choices {
+                let slot = ffi::apr_array_push(arr) as *mut *const std::os::raw::c_char;
+                *slot = pool.pstrdup(c);
+            }
+            super::cstr(ffi::ap_select_protocol(
+                self.as_ptr(),
+                std::ptr::null_mut(),
+                server.as_ptr(),
+                arr,
+            ))
+            .map(str::to_string)
+        }
+    }
+
+    /// Switches the connection to `protocol` (runs the protocol_switch hooks).
+    pub fn switch_protocol(
+        &self,
+        server: &super::Server<'_>,
+        protocol: &str,
+    ) -> Result<(), ffi::apr_status_t> {
+        let p = self.pool().pstrdup(protocol);
+        // SAFETY: valid connection, server and pool string.
+        let rv = unsafe {
+            ffi::ap_switch_protocol(self.as_ptr(), std::ptr::null_mut(), server.as_ptr(), p)
+        };
+        if rv == 0 { Ok(()) } else { Err(rv) }
+    }
+
+    /// Asks the input filters to initialize (`AP_MODE_INIT`, blocking): a TLS filter runs its
+    /// handshake. Returns the filters' status.
+    pub fn read_init(&self) -> ffi::apr_status_t {
+        let mut bb = super::brigade::Brigade::new(&self.pool(), self.bucket_alloc());
+        // SAFETY: input_filters is the head of the connection's live input chain.
+        let rv = unsafe {
+            ffi::ap_get_brigade(
+                self.rec().input_filters,
+                bb.as_ptr(),
+                ffi::ap_input_mode_t_AP_MODE_INIT,
+                ffi::apr_read_type_e_APR_BLOCK_READ,
+                0,
+            )
+        };
+        bb.clear();
+        rv
+    }
+
+    /// The bucket allocator of the connection.
+    pub fn bucket_alloc(&self) -> *mut ffi::apr_bucket_alloc_t {
+        self.rec().bucket_alloc
     }
 
     /// The log target for this connection.

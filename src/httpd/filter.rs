@@ -90,16 +90,42 @@ impl FilterSlot {
     pub fn add_input_to_conn(&self, c: &super::Conn<'_>) {
         // SAFETY: the handle was registered by this load of the module; c is live.
         unsafe {
-            ffi::ap_add_input_filter_handle(self.0.load(Ordering::Acquire), std::ptr::null_mut(), std::ptr::null_mut(), c.as_ptr())
+            ffi::ap_add_input_filter_handle(
+                self.0.load(Ordering::Acquire),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                c.as_ptr(),
+            )
         };
     }
 
-    /// Adds this output filter to a connection's chain.
-    pub fn add_output_to_conn(&self, c: &super::Conn<'_>) {
+    /// Adds this output filter to a connection's chain; returns the filter instance, through
+    /// which data can be sent below it (e.g. handshake records written while reading).
+    pub fn add_output_to_conn(&self, c: &super::Conn<'_>) -> FilterRef {
         // SAFETY: as add_input_to_conn.
-        unsafe {
-            ffi::ap_add_output_filter_handle(self.0.load(Ordering::Acquire), std::ptr::null_mut(), std::ptr::null_mut(), c.as_ptr())
-        };
+        FilterRef(unsafe {
+            ffi::ap_add_output_filter_handle(
+                self.0.load(Ordering::Acquire),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                c.as_ptr(),
+            )
+        })
+    }
+}
+
+/// A filter instance on a connection (valid as long as the connection).
+#[derive(Clone, Copy, Debug)]
+pub struct FilterRef(*mut ffi::ap_filter_t);
+
+// SAFETY: a connection, with its filters, is worked on by one thread at a time.
+unsafe impl Send for FilterRef {}
+
+impl FilterRef {
+    /// Passes `bb` to the filter below this one.
+    pub fn pass_below(&self, bb: &mut Brigade) -> ffi::apr_status_t {
+        // SAFETY: the filter lives as long as its connection, which is being served.
+        bb.pass(unsafe { (*self.0).next })
     }
 }
 
@@ -129,10 +155,28 @@ impl Filter {
     }
 
     /// Reads from the next input filter into `bb`.
-    pub fn get_next(&self, bb: &mut Brigade, mode: Mode, block: bool, readbytes: i64) -> ffi::apr_status_t {
-        let b = if block { ffi::apr_read_type_e_APR_BLOCK_READ } else { ffi::apr_read_type_e_APR_NONBLOCK_READ };
+    pub fn get_next(
+        &self,
+        bb: &mut Brigade,
+        mode: Mode,
+        block: bool,
+        readbytes: i64,
+    ) -> ffi::apr_status_t {
+        let b = if block {
+            ffi::apr_read_type_e_APR_BLOCK_READ
+        } else {
+            ffi::apr_read_type_e_APR_NONBLOCK_READ
+        };
         // SAFETY: next is the live next filter; bb is a live brigade.
-        unsafe { ffi::ap_get_brigade(self.next(), bb.as_ptr(), mode.raw(), b, readbytes as ffi::apr_off_t) }
+        unsafe {
+            ffi::ap_get_brigade(
+                self.next(),
+                bb.as_ptr(),
+                mode.raw(),
+                b,
+                readbytes as ffi::apr_off_t,
+            )
+        }
     }
 
     /// Passes `bb` to the next output filter.
@@ -179,7 +223,15 @@ pub mod run {
                 filter.conn().set_aborted();
                 rv::ECONNABORTED
             },
-            || h(&filter, &mut brigade, Mode::from_raw(mode), block == ffi::apr_read_type_e_APR_BLOCK_READ, readbytes as i64),
+            || {
+                h(
+                    &filter,
+                    &mut brigade,
+                    Mode::from_raw(mode),
+                    block == ffi::apr_read_type_e_APR_BLOCK_READ,
+                    readbytes as i64,
+                )
+            },
         )
     }
 
@@ -221,7 +273,9 @@ macro_rules! filter {
             unsafe { $crate::httpd::filter::run::input(f, bb, mode, block, readbytes, $h) }
         }
         // SAFETY: registering with a 'static name during register_hooks.
-        let h = unsafe { $crate::httpd::ffi::ap_register_input_filter($name.as_ptr(), Some(t), None, $ftype) };
+        let h = unsafe {
+            $crate::httpd::ffi::ap_register_input_filter($name.as_ptr(), Some(t), None, $ftype)
+        };
         $slot.set(h);
     }};
     ($reg:expr, output, $slot:expr, $name:expr, $h:path, $ftype:expr) => {{
@@ -234,7 +288,9 @@ macro_rules! filter {
             unsafe { $crate::httpd::filter::run::output(f, bb, $h) }
         }
         // SAFETY: registering with a 'static name during register_hooks.
-        let h = unsafe { $crate::httpd::ffi::ap_register_output_filter($name.as_ptr(), Some(t), None, $ftype) };
+        let h = unsafe {
+            $crate::httpd::ffi::ap_register_output_filter($name.as_ptr(), Some(t), None, $ftype)
+        };
         $slot.set(h);
     }};
 }

@@ -113,6 +113,62 @@ pub mod run {
     }
 
     /// # Safety
+    /// Called by httpd with a live connection.
+    pub unsafe fn conn_is_ssl(c: *mut ffi::conn_rec, f: fn(Conn) -> bool) -> Status {
+        guard(status::DECLINED, || {
+            // SAFETY: per contract.
+            match unsafe { Conn::from_raw(c) } {
+                Some(conn) if f(conn) => status::OK,
+                _ => status::DECLINED,
+            }
+        })
+    }
+
+    /// # Safety
+    /// Called by httpd with a live request.
+    pub unsafe fn request_conn<T>(
+        r: *const ffi::request_rec,
+        none: T,
+        f: impl FnOnce(Conn) -> T,
+    ) -> T {
+        guard_with_none(none, || {
+            // SAFETY: per contract; the request's connection is live.
+            let c = unsafe { Conn::from_raw((*r).connection) }?;
+            Some(f(c))
+        })
+    }
+
+    fn guard_with_none<T>(none: T, f: impl FnOnce() -> Option<T>) -> T {
+        guard(None, f).unwrap_or(none)
+    }
+
+    /// # Safety
+    /// Called by httpd with a live pool and optional records.
+    pub unsafe fn var_lookup(
+        p: *mut ffi::apr_pool_t,
+        c: *mut ffi::conn_rec,
+        r: *mut ffi::request_rec,
+        name: *const std::os::raw::c_char,
+        f: fn(Option<Conn>, Option<&Request>, &str) -> Option<String>,
+    ) -> *const std::os::raw::c_char {
+        guard(std::ptr::null(), || {
+            // SAFETY: per contract: NULL or live records, a NUL-terminated name.
+            unsafe {
+                let Some(name) = super::super::cstr(name) else {
+                    return std::ptr::null();
+                };
+                let req = Request::from_raw(r);
+                match f(Conn::from_raw(c), req.as_ref(), name) {
+                    Some(v) => Pool::from_raw(p)
+                        .map(|p| p.pstrdup(&v))
+                        .unwrap_or(std::ptr::null()),
+                    None => std::ptr::null(),
+                }
+            }
+        })
+    }
+
+    /// # Safety
     /// Called by httpd with a live pool.
     pub unsafe fn pre_config(p: *mut ffi::apr_pool_t, f: fn(&Pool) -> Status) -> Status {
         let _scope = Scope::enter(Target::Main);
@@ -145,16 +201,29 @@ pub mod run {
 
     /// # Safety
     /// Called by httpd with a live pool and the main server.
-    pub unsafe fn with_server(p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec, f: fn(&Pool, Server<'static>)) {
+    pub unsafe fn with_server(
+        p: *mut ffi::apr_pool_t,
+        s: *mut ffi::server_rec,
+        f: fn(&Pool, Server<'static>),
+    ) {
         let _scope = Scope::enter(Target::Server(s));
         guard((), || {
             // SAFETY: per contract.
-            unsafe { f(&Pool::from_raw(p).expect("pool"), Server::from_raw(s).expect("server")) }
+            unsafe {
+                f(
+                    &Pool::from_raw(p).expect("pool"),
+                    Server::from_raw(s).expect("server"),
+                )
+            }
         })
     }
 }
 
 /// Registers a hook. See the module documentation for the kinds and signatures.
+/// Also: `ssl_conn_is_ssl`: `fn(Conn) -> bool`; `ssl_var_lookup`:
+/// `fn(Option<Conn>, Option<&Request>, &str) -> Option<String>`; `http_scheme`:
+/// `fn(Conn) -> Option<&'static CStr>`; `default_port`: `fn(Conn) -> Option<u16>` (these run
+/// for the request's connection).
 #[macro_export]
 macro_rules! hook {
     (@names) => { ::std::ptr::null() };
@@ -195,6 +264,38 @@ macro_rules! hook {
         }
         // SAFETY: as above.
         unsafe { $crate::httpd::ffi::ap_hook_pre_connection(Some(t), $pre, $succ, $o) }
+    }};
+    (@reg ssl_conn_is_ssl, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
+        unsafe extern "C" fn t(c: *mut $crate::httpd::ffi::conn_rec) -> ::std::os::raw::c_int {
+            // SAFETY: httpd passes a live connection.
+            unsafe { $crate::httpd::hooks::run::conn_is_ssl(c, $f) }
+        }
+        // SAFETY: as above.
+        unsafe { $crate::httpd::ffi::ap_hook_ssl_conn_is_ssl(Some(t), $pre, $succ, $o) }
+    }};
+    (@reg ssl_var_lookup, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
+        unsafe extern "C" fn t(p: *mut $crate::httpd::ffi::apr_pool_t, _s: *mut $crate::httpd::ffi::server_rec, c: *mut $crate::httpd::ffi::conn_rec, r: *mut $crate::httpd::ffi::request_rec, name: *const ::std::os::raw::c_char) -> *const ::std::os::raw::c_char {
+            // SAFETY: httpd passes a live pool and NULL or live records.
+            unsafe { $crate::httpd::hooks::run::var_lookup(p, c, r, name, $f) }
+        }
+        // SAFETY: as above.
+        unsafe { $crate::httpd::ffi::ap_hook_ssl_var_lookup(Some(t), $pre, $succ, $o) }
+    }};
+    (@reg http_scheme, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
+        unsafe extern "C" fn t(r: *const $crate::httpd::ffi::request_rec) -> *const ::std::os::raw::c_char {
+            // SAFETY: httpd passes a live request.
+            unsafe { $crate::httpd::hooks::run::request_conn(r, ::std::ptr::null(), |c| $f(c).map(|s: &'static ::std::ffi::CStr| s.as_ptr()).unwrap_or(::std::ptr::null())) }
+        }
+        // SAFETY: as above.
+        unsafe { $crate::httpd::ffi::ap_hook_http_scheme(Some(t), $pre, $succ, $o) }
+    }};
+    (@reg default_port, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
+        unsafe extern "C" fn t(r: *const $crate::httpd::ffi::request_rec) -> $crate::httpd::ffi::apr_port_t {
+            // SAFETY: httpd passes a live request.
+            unsafe { $crate::httpd::hooks::run::request_conn(r, 0, |c| $f(c).unwrap_or(0)) }
+        }
+        // SAFETY: as above.
+        unsafe { $crate::httpd::ffi::ap_hook_default_port(Some(t), $pre, $succ, $o) }
     }};
     (@reg pre_config, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
         unsafe extern "C" fn t(p: *mut $crate::httpd::ffi::apr_pool_t, _plog: *mut $crate::httpd::ffi::apr_pool_t, _ptemp: *mut $crate::httpd::ffi::apr_pool_t) -> ::std::os::raw::c_int {

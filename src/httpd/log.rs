@@ -176,15 +176,36 @@ pub fn log_to(target: Target, level: Level, msg: &str, file: &str, line: u32) {
                 c"%s".as_ptr(),
                 m.as_ptr(),
             ),
-            Target::Server(s) => {
-                ffi::ap_log_error_(f.as_ptr(), line as c_int, idx, lvl, 0, s, c"%s".as_ptr(), m.as_ptr())
-            }
-            Target::Conn(c) => {
-                ffi::ap_log_cerror_(f.as_ptr(), line as c_int, idx, lvl, 0, c, c"%s".as_ptr(), m.as_ptr())
-            }
-            Target::Request(r) => {
-                ffi::ap_log_rerror_(f.as_ptr(), line as c_int, idx, lvl, 0, r, c"%s".as_ptr(), m.as_ptr())
-            }
+            Target::Server(s) => ffi::ap_log_error_(
+                f.as_ptr(),
+                line as c_int,
+                idx,
+                lvl,
+                0,
+                s,
+                c"%s".as_ptr(),
+                m.as_ptr(),
+            ),
+            Target::Conn(c) => ffi::ap_log_cerror_(
+                f.as_ptr(),
+                line as c_int,
+                idx,
+                lvl,
+                0,
+                c,
+                c"%s".as_ptr(),
+                m.as_ptr(),
+            ),
+            Target::Request(r) => ffi::ap_log_rerror_(
+                f.as_ptr(),
+                line as c_int,
+                idx,
+                lvl,
+                0,
+                r,
+                c"%s".as_ptr(),
+                m.as_ptr(),
+            ),
         }
     }
 }

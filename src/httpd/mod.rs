@@ -18,8 +18,9 @@ pub mod module;
 pub mod pool;
 pub mod request;
 pub mod server;
-pub mod table;
+pub mod ssl;
 pub mod state;
+pub mod table;
 
 pub use conn::Conn;
 pub use pool::Pool;

@@ -27,7 +27,10 @@ impl<'a> Pool<'a> {
     /// # Safety
     /// `p` must be a valid pool that lives at least for `'a`.
     pub unsafe fn from_raw(p: *mut ffi::apr_pool_t) -> Option<Pool<'a>> {
-        NonNull::new(p).map(|raw| Pool { raw, _life: PhantomData })
+        NonNull::new(p).map(|raw| Pool {
+            raw,
+            _life: PhantomData,
+        })
     }
 
     /// The raw pointer, for calls into httpd.
@@ -84,7 +87,8 @@ impl<'a> Pool<'a> {
         // SAFETY: the copy is allocated from this pool, so it lives as long as the userdata
         // entry; apr_pool_userdata_setn keeps the 'static key pointer without copying it.
         unsafe {
-            let p = ffi::apr_palloc(self.as_ptr(), bytes.len().max(1) as ffi::apr_size_t) as *mut u8;
+            let p =
+                ffi::apr_palloc(self.as_ptr(), bytes.len().max(1) as ffi::apr_size_t) as *mut u8;
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len());
             ffi::apr_pool_userdata_setn(p as *const c_void, key.as_ptr(), None, self.as_ptr());
         }

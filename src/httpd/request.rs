@@ -26,7 +26,10 @@ impl<'a> Request<'a> {
     /// # Safety
     /// `r` must be NULL or a request valid for `'a`, used by one thread at a time.
     pub unsafe fn from_raw(r: *mut ffi::request_rec) -> Option<Request<'a>> {
-        NonNull::new(r).map(|raw| Request { raw, _life: PhantomData })
+        NonNull::new(r).map(|raw| Request {
+            raw,
+            _life: PhantomData,
+        })
     }
 
     /// The raw pointer, for calls into httpd.
@@ -168,7 +171,8 @@ impl<'a> Request<'a> {
             return Ok(());
         }
         // SAFETY: ap_rwrite copies `data` into the request's output brigade.
-        let n = unsafe { ffi::ap_rwrite(data.as_ptr() as *const _, data.len() as i32, self.as_ptr()) };
+        let n =
+            unsafe { ffi::ap_rwrite(data.as_ptr() as *const _, data.len() as i32, self.as_ptr()) };
         if n < 0 { Err(()) } else { Ok(()) }
     }
 
@@ -193,13 +197,18 @@ impl<'a> Request<'a> {
     /// Starts reading the request body (Content-Length or chunked; dechunked by httpd).
     pub fn body_reader(&mut self) -> Result<BodyReader<'_, 'a>, BodyError> {
         // SAFETY: valid request; REQUEST_CHUNKED_DECHUNK lets httpd handle both framings.
-        let rc = unsafe { ffi::ap_setup_client_block(self.as_ptr(), ffi::REQUEST_CHUNKED_DECHUNK as i32) };
+        let rc = unsafe {
+            ffi::ap_setup_client_block(self.as_ptr(), ffi::REQUEST_CHUNKED_DECHUNK as i32)
+        };
         if rc != 0 {
             return Err(BodyError::Refused(rc));
         }
         // SAFETY: valid request after setup.
         let has = unsafe { ffi::ap_should_client_block(self.as_ptr()) } != 0;
-        Ok(BodyReader { req: self, done: !has })
+        Ok(BodyReader {
+            req: self,
+            done: !has,
+        })
     }
 
     /// The log target for this request.
@@ -222,7 +231,13 @@ impl BodyReader<'_, '_> {
         }
         let cap = buf.len().min(i32::MAX as usize);
         // SAFETY: buf is writable for cap bytes; the request is set up for reading.
-        let n = unsafe { ffi::ap_get_client_block(self.req.as_ptr(), buf.as_mut_ptr() as *mut _, cap as ffi::apr_size_t) };
+        let n = unsafe {
+            ffi::ap_get_client_block(
+                self.req.as_ptr(),
+                buf.as_mut_ptr() as *mut _,
+                cap as ffi::apr_size_t,
+            )
+        };
         if n < 0 {
             self.done = true;
             return Err(BodyError::Read);

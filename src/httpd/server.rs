@@ -28,7 +28,10 @@ impl<'a> Server<'a> {
     /// # Safety
     /// `s` must be NULL or a server record valid for `'a`.
     pub unsafe fn from_raw(s: *mut ffi::server_rec) -> Option<Server<'a>> {
-        NonNull::new(s).map(|raw| Server { raw, _life: PhantomData })
+        NonNull::new(s).map(|raw| Server {
+            raw,
+            _life: PhantomData,
+        })
     }
 
     /// The main server (`ap_server_conf`), once httpd has one.
@@ -134,7 +137,11 @@ impl<'a> Server<'a> {
                         ip = None;
                     }
                 }
-                out.push(VhostAddr { host, port: (*a).host_port, ip });
+                out.push(VhostAddr {
+                    host,
+                    port: (*a).host_port,
+                    ip,
+                });
                 a = (*a).next;
             }
         }

@@ -13,7 +13,10 @@ impl<'a> Table<'a> {
     /// # Safety
     /// `t` must be a live table for `'a`.
     pub(crate) unsafe fn from_raw(t: *mut ffi::apr_table_t) -> Table<'a> {
-        Table { raw: t, _life: PhantomData }
+        Table {
+            raw: t,
+            _life: PhantomData,
+        }
     }
 
     /// The first value under `key` (case-insensitive).

@@ -1,0 +1,224 @@
+//! TLS directives and their per-server / per-directory configuration.
+
+use crate::httpd::cmd::{Allowed, Cmd, CmdResult};
+use crate::{DirConf, ServerConf};
+use bastion_tls::{EngineAddr, MinProtocol, ciphers};
+use rustls::CipherSuite;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+/// One `TLSCertificate cert [key]` line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertFiles {
+    /// The certificate (chain) file, resolved against ServerRoot.
+    pub cert: PathBuf,
+    /// The key file; `None` when the key is in the certificate file.
+    pub key: Option<PathBuf>,
+}
+
+/// The TLS part of a server's configuration.
+#[derive(Default)]
+pub struct TlsServerConf {
+    /// `TLSEngine` addresses written in this server's part of the configuration.
+    pub engines: Vec<EngineAddr>,
+    /// `TLSCertificate`: this server's own first, then the main server's.
+    pub certificates: Vec<CertFiles>,
+    /// `TLSProtocol`.
+    pub protocol: Option<MinProtocol>,
+    /// `TLSCiphersPrefer`.
+    pub prefer: Option<Vec<CipherSuite>>,
+    /// `TLSCiphersSuppress`.
+    pub suppress: Option<Vec<CipherSuite>>,
+    /// `TLSHonorClientOrder` (default on).
+    pub honor_client_order: Option<bool>,
+    /// `TLSStrictSNI` (default on).
+    pub strict_sni: Option<bool>,
+    /// `TLSSessionTickets` (default on).
+    pub session_tickets: Option<bool>,
+    /// `TLSSessionCache` (main server only).
+    pub session_cache: Option<String>,
+    /// The host's TLS runtime, built in post_config when the host serves TLS.
+    pub runtime: OnceLock<Arc<super::Vhost>>,
+    /// Module-wide TLS state (main server only), built in post_config.
+    pub global: OnceLock<Arc<super::TlsGlobal>>,
+}
+
+impl TlsServerConf {
+    /// Inner values win; certificates accumulate (the host's own first).
+    pub fn merge(base: &Self, add: &Self) -> Self {
+        let mut certificates = add.certificates.clone();
+        certificates.extend(
+            base.certificates
+                .iter()
+                .filter(|c| !add.certificates.contains(c))
+                .cloned(),
+        );
+        TlsServerConf {
+            engines: add.engines.clone(),
+            certificates,
+            protocol: add.protocol.or(base.protocol),
+            prefer: add.prefer.clone().or_else(|| base.prefer.clone()),
+            suppress: add.suppress.clone().or_else(|| base.suppress.clone()),
+            honor_client_order: add.honor_client_order.or(base.honor_client_order),
+            strict_sni: add.strict_sni.or(base.strict_sni),
+            session_tickets: add.session_tickets.or(base.session_tickets),
+            session_cache: add
+                .session_cache
+                .clone()
+                .or_else(|| base.session_cache.clone()),
+            runtime: OnceLock::new(),
+            global: OnceLock::new(),
+        }
+    }
+}
+
+/// The TLS part of a directory's configuration (`TLSOptions`).
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsDirConf {
+    /// `StdEnvVars`: the full set of `SSL_*` variables.
+    pub std_env_vars: Option<bool>,
+    /// `ExportCertData`: `SSL_SERVER_CERT`.
+    pub export_cert_data: Option<bool>,
+}
+
+impl TlsDirConf {
+    /// Inner settings win, each option on its own (so an inherited `ExportCertData` survives
+    /// a `+StdEnvVars` below it).
+    pub fn merge(base: &Self, add: &Self) -> Self {
+        TlsDirConf {
+            std_env_vars: add.std_env_vars.or(base.std_env_vars),
+            export_cert_data: add.export_cert_data.or(base.export_cert_data),
+        }
+    }
+}
+
+fn tls(cmd: &mut Cmd) -> &mut TlsServerConf {
+    &mut cmd.server_config::<ServerConf>().tls
+}
+
+/// `TLSEngine [addr:]port`
+pub fn cmd_engine(cmd: &mut Cmd, value: &str) -> CmdResult {
+    let addr = EngineAddr::parse(value)?;
+    tls(cmd).engines.push(addr);
+    Ok(())
+}
+
+/// `TLSCertificate cert.pem [key.pem]`
+pub fn cmd_certificate(cmd: &mut Cmd, cert: &str, key: Option<&str>) -> CmdResult {
+    let cert = cmd.server_root_relative(cert);
+    let key = key.map(|k| cmd.server_root_relative(k));
+    for f in std::iter::once(&cert).chain(key.as_ref()) {
+        if !f.is_file() {
+            return Err(format!(
+                "expected a readable PEM file, but {} does not exist",
+                f.display()
+            )
+            .into());
+        }
+    }
+    tls(cmd).certificates.push(CertFiles { cert, key });
+    Ok(())
+}
+
+/// `TLSProtocol default|TLSv1.2+|TLSv1.3+|TLSv0x0303+`
+pub fn cmd_protocol(cmd: &mut Cmd, value: &str) -> CmdResult {
+    tls(cmd).protocol = Some(MinProtocol::parse(value)?);
+    Ok(())
+}
+
+fn cipher_list(
+    value: &str,
+    empty_word: &str,
+) -> Result<Vec<CipherSuite>, Box<dyn std::error::Error>> {
+    let v = value.trim();
+    if v.eq_ignore_ascii_case(empty_word) {
+        return Ok(Vec::new());
+    }
+    Ok(ciphers::parse_list(v)?)
+}
+
+/// `TLSCiphersPrefer name...|default`
+pub fn cmd_ciphers_prefer(cmd: &mut Cmd, value: &str) -> CmdResult {
+    tls(cmd).prefer = Some(cipher_list(value, "default")?);
+    Ok(())
+}
+
+/// `TLSCiphersSuppress name...|none`
+pub fn cmd_ciphers_suppress(cmd: &mut Cmd, value: &str) -> CmdResult {
+    tls(cmd).suppress = Some(cipher_list(value, "none")?);
+    Ok(())
+}
+
+/// `TLSHonorClientOrder on|off`
+pub fn cmd_honor_client_order(cmd: &mut Cmd, on: bool) -> CmdResult {
+    tls(cmd).honor_client_order = Some(on);
+    Ok(())
+}
+
+/// `TLSStrictSNI on|off`
+pub fn cmd_strict_sni(cmd: &mut Cmd, on: bool) -> CmdResult {
+    tls(cmd).strict_sni = Some(on);
+    Ok(())
+}
+
+/// `TLSSessionTickets on|off`
+pub fn cmd_session_tickets(cmd: &mut Cmd, on: bool) -> CmdResult {
+    tls(cmd).session_tickets = Some(on);
+    Ok(())
+}
+
+/// `TLSSessionCache none|default|provider[:args]` (main server only)
+pub fn cmd_session_cache(cmd: &mut Cmd, value: &str) -> CmdResult {
+    cmd.check(Allowed::GlobalOnly)?;
+    let v = value.trim();
+    let ok = v.eq_ignore_ascii_case("none")
+        || v.eq_ignore_ascii_case("default")
+        || v.split(':').next().is_some_and(|p| {
+            !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+    if !ok {
+        return Err(format!("expected none, default or provider[:args] (e.g. shmcb:tls_sessions(1024000)), got \"{v}\"").into());
+    }
+    tls(cmd).session_cache = Some(v.to_string());
+    Ok(())
+}
+
+/// `TLSOptions [+|-]StdEnvVars|ExportCertData|Defaults ...`
+///
+/// An option without a sign replaces the inherited set (as in mod_ssl); with a sign it
+/// adds or removes one option and inherits the rest.
+pub fn cmd_options(cmd: &mut Cmd, args: &[&str]) -> CmdResult {
+    let d = &mut cmd.dir_config::<DirConf>().tls;
+    let mut reset_done = false;
+    for a in args {
+        let (sign, name) = match a.as_bytes().first() {
+            Some(b'+') => (Some(true), &a[1..]),
+            Some(b'-') => (Some(false), &a[1..]),
+            _ => (None, *a),
+        };
+        if sign.is_none() && !reset_done {
+            *d = TlsDirConf {
+                std_env_vars: Some(false),
+                export_cert_data: Some(false),
+            };
+            reset_done = true;
+        }
+        let on = sign.unwrap_or(true);
+        if name.eq_ignore_ascii_case("StdEnvVars") {
+            d.std_env_vars = Some(on);
+        } else if name.eq_ignore_ascii_case("ExportCertData") {
+            d.export_cert_data = Some(on);
+        } else if name.eq_ignore_ascii_case("Defaults") {
+            *d = TlsDirConf {
+                std_env_vars: Some(false),
+                export_cert_data: Some(false),
+            };
+        } else {
+            return Err(format!(
+                "expected [+|-]StdEnvVars, ExportCertData or Defaults, got \"{a}\""
+            )
+            .into());
+        }
+    }
+    Ok(())
+}

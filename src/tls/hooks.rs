@@ -1,0 +1,185 @@
+//! TLS hooks: filters on TLS connections, the handshake before any protocol, request checks,
+//! `SSL_*` variables and the `ssl_*` hooks other modules ask.
+
+use super::io::TlsConn;
+use crate::DirConf;
+use crate::httpd::brigade::{Brigade, rv};
+use crate::httpd::ffi::apr_status_t;
+use crate::httpd::filter::{Filter, FilterSlot, Mode};
+use crate::httpd::{Conn, Request, Status, status};
+use bastion_tls::ConnectionInfo;
+use bastion_tls::policy::{ConnFacts, HostFit, request_status};
+use std::ffi::CStr;
+use std::sync::Arc;
+
+/// The TLS input filter (`AP_FTYPE_CONNECTION + 5`, as mod_ssl and mod_tls).
+pub static TLS_IN: FilterSlot = FilterSlot::new();
+/// The TLS output filter.
+pub static TLS_OUT: FilterSlot = FilterSlot::new();
+
+/// The TLS state of a connection, or of the master connection of an HTTP/2 stream.
+fn tls_of<'a>(c: &Conn<'a>) -> Option<&'a mut TlsConn> {
+    let c = c.master().unwrap_or(*c);
+    c.state::<TlsConn>()
+}
+
+/// pre_connection: TLS connections get the filters.
+pub fn pre_connection(c: Conn) -> Status {
+    if c.master().is_some() {
+        return status::DECLINED;
+    }
+    let Some(g) = super::global() else {
+        return status::DECLINED;
+    };
+    if !g.covers(c.local_ip(), c.local_port()) {
+        return status::DECLINED;
+    }
+    TLS_IN.add_input_to_conn(&c);
+    let out = TLS_OUT.add_output_to_conn(&c);
+    c.set_state(TlsConn::new(&c, out));
+    status::OK
+}
+
+/// process_connection (before mod_http2): runs the handshake, so ALPN is settled before any
+/// protocol handler reads.
+pub fn process_connection(c: Conn) -> Status {
+    if c.master().is_some() {
+        return status::DECLINED;
+    }
+    let Some(tc) = c.state::<TlsConn>() else {
+        return status::DECLINED;
+    };
+    if tc.is_established() {
+        return status::DECLINED;
+    }
+    let r = c.read_init();
+    if r != rv::SUCCESS || !tc.is_established() {
+        c.set_aborted();
+        return status::DONE;
+    }
+    status::DECLINED
+}
+
+/// The input filter.
+pub fn filter_in(
+    f: &Filter,
+    bb: &mut Brigade,
+    mode: Mode,
+    block: bool,
+    readbytes: i64,
+) -> apr_status_t {
+    match f.conn().state::<TlsConn>() {
+        Some(tc) => tc.input(f, bb, mode, block, readbytes),
+        None => f.get_next(bb, mode, block, readbytes),
+    }
+}
+
+/// The output filter.
+pub fn filter_out(f: &Filter, bb: &mut Brigade) -> apr_status_t {
+    match f.conn().state::<TlsConn>() {
+        Some(tc) => tc.output(f, bb),
+        None => f.pass_next(bb),
+    }
+}
+
+/// post_read_request: 503 on challenge connections and hosts waiting for a certificate, 403
+/// without SNI on name-based addresses, 421 when Host names a host this session does not fit.
+pub fn request_check(r: &mut Request) -> Status {
+    let c = r.conn();
+    let Some(tc) = tls_of(&c) else {
+        return status::DECLINED;
+    };
+    let Some(conn_vhost) = tc.vhost.clone() else {
+        return status::DECLINED;
+    };
+    let facts = ConnFacts {
+        has_sni: tc.settled.sni.is_some(),
+        name_based: tc.settled.name_based,
+        challenge: tc.settled.challenge,
+        service_unavailable: conn_vhost.service_unavailable,
+    };
+    // Another host may share this connection only with the same certificates and settings.
+    let fit = match super::vhost_of(&r.server()) {
+        Some(v) if Arc::ptr_eq(&v, &conn_vhost) || v.fingerprint == conn_vhost.fingerprint => {
+            HostFit::Compatible
+        }
+        _ => HostFit::Incompatible,
+    };
+    match request_status(facts, fit) {
+        None => status::DECLINED,
+        Some(code) => {
+            tracing::info!(
+                "TLS: answering {code} for Host {:?} on a connection with SNI {:?}",
+                r.hostname(),
+                tc.settled.sni
+            );
+            code as Status
+        }
+    }
+}
+
+fn info<'a>(tc: &'a TlsConn) -> ConnectionInfo<'a> {
+    let cert = tc.vhost.as_ref().and_then(|v| {
+        v.cert_infos
+            .get(tc.settled.cert_index)
+            .or(v.cert_infos.first())
+    });
+    ConnectionInfo {
+        protocol: tc.settled.version,
+        cipher: tc.settled.suite,
+        sni: tc.settled.sni.as_deref(),
+        resumed: tc.settled.resumed,
+        server_cert: cert.map(|c| c.as_ref()),
+        library_version: super::RUSTLS_VERSION,
+        interface_version: INTERFACE,
+    }
+}
+
+const INTERFACE: &str = concat!("mod_bastion/", env!("CARGO_PKG_VERSION"));
+
+/// fixups: `HTTPS`, `SSL_*` in the request environment, as `TLSOptions` asks.
+pub fn fixups(r: &mut Request) -> Status {
+    let c = r.conn();
+    let Some(tc) = tls_of(&c) else {
+        return status::DECLINED;
+    };
+    let opts = r.dir_config::<DirConf>().tls;
+    let i = info(tc);
+    let mut vars = i.always();
+    if opts.std_env_vars.unwrap_or(false) {
+        vars.extend(i.std_env_vars());
+    }
+    if opts.export_cert_data.unwrap_or(false) {
+        vars.extend(i.export_cert_data());
+    }
+    let mut env = r.subprocess_env();
+    for (k, v) in vars {
+        env.set(&k, &v);
+    }
+    status::DECLINED
+}
+
+/// ssl_conn_is_ssl: ours when we speak TLS on it.
+pub fn conn_is_ssl(c: Conn) -> bool {
+    tls_of(&c).is_some()
+}
+
+/// ssl_var_lookup: `SSL_*` values for mod_rewrite `%{SSL:...}`, mod_headers `%{...}s`, ...
+pub fn var_lookup(c: Option<Conn>, _r: Option<&Request>, name: &str) -> Option<String> {
+    let c = c?;
+    let tc = tls_of(&c)?;
+    if name.eq_ignore_ascii_case("HTTPS") {
+        return Some("on".into());
+    }
+    info(tc).lookup(name)
+}
+
+/// http_scheme: `https` on our connections.
+pub fn http_scheme(c: Conn) -> Option<&'static CStr> {
+    tls_of(&c).map(|_| c"https")
+}
+
+/// default_port: 443 on our connections.
+pub fn default_port(c: Conn) -> Option<u16> {
+    tls_of(&c).map(|_| 443)
+}

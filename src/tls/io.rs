@@ -1,0 +1,599 @@
+//! The TLS connection filters: bytes from the network into rustls, plaintext up to httpd;
+//! plaintext from httpd into rustls, TLS records down to the network.
+//!
+//! The handshake runs in the input filter when process_connection asks for `AP_MODE_INIT`
+//! (before mod_http2 or HTTP/1.1 read anything). rustls' `Acceptor` reads the ClientHello
+//! once; SNI picks the virtual host; ALPN is settled with httpd's protocol hooks; the host's
+//! prebuilt config accepts the connection. Nothing is built per connection.
+
+use super::Vhost;
+use crate::httpd::brigade::{Brigade, Kind, rv};
+use crate::httpd::ffi::apr_status_t;
+use crate::httpd::filter::{Filter, FilterRef, Mode};
+use crate::httpd::{Conn, Server, ssl};
+use rustls::server::{Accepted, Acceptor, ServerConnection};
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+/// How much to ask the network for at once.
+const NET_READ: i64 = 4 * (16 * 1024 + 1024);
+/// Pass TLS records down once this many bytes are pending.
+const OUT_CHUNK: usize = 64 * 1024;
+/// The longest line `AP_MODE_GETLINE` returns without a newline.
+const MAX_LINE: usize = 8192;
+
+enum Phase {
+    Hello(Box<Acceptor>),
+    Tls(Box<ServerConnection>),
+    Failed,
+}
+
+/// What the handshake settled, for variables and request checks.
+#[derive(Clone, Debug, Default)]
+pub struct Settled {
+    /// The SNI the client sent.
+    pub sni: Option<String>,
+    /// Several hosts share this address (name-based virtual hosting).
+    pub name_based: bool,
+    /// A tls-alpn-01 challenge connection (serves no requests).
+    pub challenge: bool,
+    /// The negotiated protocol version.
+    pub version: Option<rustls::ProtocolVersion>,
+    /// The negotiated cipher suite.
+    pub suite: Option<rustls::CipherSuite>,
+    /// Whether the session was resumed.
+    pub resumed: bool,
+    /// Index of the served certificate in the host's list.
+    pub cert_index: usize,
+}
+
+/// One TLS connection.
+pub struct TlsConn {
+    phase: Phase,
+    /// The virtual host chosen by SNI.
+    pub vhost: Option<Arc<Vhost>>,
+    /// What the handshake settled.
+    pub settled: Settled,
+    out_filter: FilterRef,
+    net: Brigade,
+    out: Brigade,
+    out_bytes: usize,
+    plain: Vec<u8>,
+    plain_pos: usize,
+    eof: bool,
+    first_bytes: bool,
+    scratch: Vec<u8>,
+}
+
+/// A failed connection: the status to return (the connection is aborted).
+type Fail = apr_status_t;
+
+impl TlsConn {
+    /// A new connection waiting for its ClientHello.
+    pub fn new(c: &Conn<'_>, out_filter: FilterRef) -> TlsConn {
+        TlsConn {
+            phase: Phase::Hello(Box::default()),
+            vhost: None,
+            settled: Settled::default(),
+            out_filter,
+            net: Brigade::new(&c.pool(), c.bucket_alloc()),
+            out: Brigade::new(&c.pool(), c.bucket_alloc()),
+            out_bytes: 0,
+            plain: Vec::new(),
+            plain_pos: 0,
+            eof: false,
+            first_bytes: true,
+            scratch: Vec::with_capacity(OUT_CHUNK + 1024),
+        }
+    }
+
+    /// Whether the handshake is complete.
+    pub fn is_established(&self) -> bool {
+        matches!(&self.phase, Phase::Tls(t) if !t.is_handshaking())
+    }
+
+    fn avail(&self) -> &[u8] {
+        &self.plain[self.plain_pos..]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.plain_pos += n;
+        if self.plain_pos >= self.plain.len() {
+            self.plain.clear();
+            self.plain_pos = 0;
+        }
+    }
+
+    /// Sends raw bytes (alerts, a plain-HTTP answer) below our output filter, flushed.
+    fn send_raw(&mut self, data: &[u8]) -> apr_status_t {
+        self.out.push_copy(data);
+        self.out.push_flush();
+        let rv = self.out_filter.pass_below(&mut self.out);
+        self.out.clear();
+        rv
+    }
+
+    /// Moves pending TLS records from rustls to `self.out`.
+    fn collect_tls(&mut self) -> Result<(), Fail> {
+        let Phase::Tls(conn) = &mut self.phase else {
+            return Ok(());
+        };
+        while conn.wants_write() {
+            self.scratch.clear();
+            if conn.write_tls(&mut self.scratch).is_err() {
+                return Err(rv::EGENERAL);
+            }
+            self.out.push_copy(&self.scratch);
+            self.out_bytes += self.scratch.len();
+        }
+        Ok(())
+    }
+
+    /// Sends whatever rustls has pending, flushed (handshake flights, alerts, tickets).
+    fn flush_tls(&mut self) -> Result<(), Fail> {
+        self.collect_tls()?;
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        self.out.push_flush();
+        let r = self.out_filter.pass_below(&mut self.out);
+        self.out.clear();
+        self.out_bytes = 0;
+        if r == rv::SUCCESS { Ok(()) } else { Err(r) }
+    }
+
+    fn fail(&mut self, c: &Conn<'_>, why: &str) -> Fail {
+        tracing::debug!("TLS connection failed: {why}");
+        let _ = self.flush_tls();
+        self.phase = Phase::Failed;
+        c.set_aborted();
+        rv::ECONNABORTED
+    }
+
+    /// Reads from the network and feeds rustls. `Ok(false)` when nothing came (EOF or, for
+    /// non-blocking reads, EAGAIN is returned as an error).
+    fn pull_net(&mut self, f: &Filter, block: bool) -> Result<(), Fail> {
+        let c = f.conn();
+        self.net.clear();
+        let r = f.get_next(&mut self.net, Mode::ReadBytes, block, NET_READ);
+        if r != rv::SUCCESS {
+            if r == rv::EOF {
+                self.eof = true;
+            }
+            return Err(r);
+        }
+        if self.net.is_empty() {
+            return Err(if block {
+                self.eof = true;
+                rv::EOF
+            } else {
+                rv::EAGAIN
+            });
+        }
+        while let Some(b) = self.net.first() {
+            match b.kind() {
+                Kind::Eos => {
+                    self.eof = true;
+                    b.delete();
+                }
+                Kind::Data => {
+                    let data = match b.read(true) {
+                        Ok(d) => d.to_vec(),
+                        Err(e) => return Err(e),
+                    };
+                    b.delete();
+                    self.feed(&c, &data)?;
+                }
+                _ => b.delete(),
+            }
+        }
+        Ok(())
+    }
+
+    /// Feeds network bytes to the acceptor or the connection.
+    fn feed(&mut self, c: &Conn<'_>, mut data: &[u8]) -> Result<(), Fail> {
+        if self.first_bytes && !data.is_empty() {
+            self.first_bytes = false;
+            if looks_like_plain_http(data) {
+                tracing::info!("plain HTTP request on a TLS port from {}", c.client_ip());
+                let _ = self.send_raw(PLAIN_HTTP_ANSWER);
+                self.phase = Phase::Failed;
+                c.set_aborted();
+                return Err(rv::ECONNABORTED);
+            }
+        }
+        while !data.is_empty() {
+            match &mut self.phase {
+                Phase::Failed => return Err(rv::ECONNABORTED),
+                Phase::Hello(acc) => {
+                    if acc.read_tls(&mut data).is_err() {
+                        return Err(self.fail(c, "reading the ClientHello"));
+                    }
+                    match acc.accept() {
+                        Ok(None) => continue,
+                        Ok(Some(accepted)) => self.on_hello(c, accepted)?,
+                        Err((e, mut alert)) => {
+                            let mut buf = Vec::new();
+                            let _ = alert.write_all(&mut buf);
+                            let _ = self.send_raw(&buf);
+                            return Err(self.fail(c, &format!("bad ClientHello: {e}")));
+                        }
+                    }
+                }
+                Phase::Tls(conn) => {
+                    if conn.read_tls(&mut data).is_err() {
+                        return Err(self.fail(c, "rustls read_tls"));
+                    }
+                    match conn.process_new_packets() {
+                        Ok(state) => {
+                            let closed = state.peer_has_closed();
+                            self.drain_plain(c)?;
+                            if closed {
+                                self.eof = true;
+                            }
+                        }
+                        Err(e) => return Err(self.fail(c, &format!("TLS error: {e}"))),
+                    }
+                }
+            }
+        }
+        // Answers rustls owes the peer (key updates, alerts, the end of the handshake).
+        if let Phase::Tls(conn) = &self.phase {
+            if conn.wants_write() && !conn.is_handshaking() {
+                self.flush_tls()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn drain_plain(&mut self, c: &Conn<'_>) -> Result<(), Fail> {
+        let Phase::Tls(conn) = &mut self.phase else {
+            return Ok(());
+        };
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match conn.reader().read(&mut buf) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(());
+                }
+                Ok(n) => self.plain.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(self.fail(c, &format!("reading plaintext: {e}"))),
+            }
+        }
+    }
+
+    /// The ClientHello is in: choose the host by SNI, settle ALPN, accept.
+    fn on_hello<'c>(&mut self, c: &Conn<'c>, accepted: Accepted) -> Result<(), Fail> {
+        let hello = accepted.client_hello();
+        let sni = hello.server_name().map(str::to_ascii_lowercase);
+        let offered: Vec<String> = hello
+            .alpn()
+            .map(|it| {
+                it.filter_map(|p| std::str::from_utf8(p).ok().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let schemes = hello.signature_schemes().to_vec();
+
+        // Every host on this address, the first whose names match the SNI.
+        let mut candidates = 0usize;
+        let mut chosen: Option<(Server<'c>, Arc<Vhost>)> = None;
+        c.for_each_vhost(|s| {
+            candidates += 1;
+            if chosen.is_none()
+                && let (Some(name), Some(v)) = (sni.as_deref(), super::vhost_of(&s))
+                && server_matches(&s, name)
+            {
+                chosen = Some((s, v));
+            }
+            false
+        });
+        self.settled.name_based = candidates > 1;
+        self.settled.sni = sni.clone();
+        let base = c.base_server();
+        let (server, vhost) = match chosen {
+            Some(x) => x,
+            None => {
+                let base_v = super::vhost_of(&base);
+                let strict = base_v.as_ref().is_none_or(|v| v.strict_sni);
+                match (sni.as_deref(), base_v) {
+                    (Some(name), _) if strict => {
+                        // unrecognized_name (112), fatal.
+                        let _ = self.send_raw(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 112]);
+                        tracing::info!("TLS: no virtual host for SNI \"{name}\" (TLSStrictSNI on)");
+                        return Err(self.fail(c, "unknown SNI"));
+                    }
+                    (_, Some(v)) => (base, v),
+                    (_, None) => {
+                        // handshake_failure (40), fatal.
+                        let _ = self.send_raw(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 40]);
+                        tracing::info!("TLS: the server for this address has no TLS certificate");
+                        return Err(self.fail(c, "no TLS host"));
+                    }
+                }
+            }
+        };
+
+        // tls-alpn-01: answered with the challenge certificate mod_md (or our ACME) provides.
+        if offered
+            .iter()
+            .any(|p| p.as_bytes() == bastion_tls::config::ACME_TLS_ALPN)
+        {
+            if let Some(name) = sni.as_deref()
+                && let Some((cert, key)) = ssl::answer_challenge(c, name)
+            {
+                let loaded = bastion_tls::certs::load_pem(
+                    cert.as_bytes(),
+                    Some(key.as_bytes()),
+                    "tls-alpn-01 challenge",
+                    &bastion_tls::base_provider(),
+                );
+                if let Ok(l) = loaded
+                    && let Ok(cfg) = bastion_tls::config::challenge_config(l.certified_key)
+                {
+                    self.settled.challenge = true;
+                    self.vhost = Some(vhost);
+                    return self.accept(c, accepted, cfg);
+                }
+            }
+        }
+
+        let config = if offered.is_empty() {
+            vhost.alpn.get(None)
+        } else {
+            let choices: Vec<&str> = offered.iter().map(String::as_str).collect();
+            match c.select_protocol(&server, &choices) {
+                Some(p) if choices.contains(&p.as_str()) => {
+                    if p != c.protocol() && c.switch_protocol(&server, &p).is_err() {
+                        return Err(self.fail(c, &format!("switching to protocol {p} failed")));
+                    }
+                    vhost.alpn.get(Some(p.as_bytes()))
+                }
+                _ => vhost.alpn.get(None),
+            }
+        };
+        if let Some(r) = &vhost.built.resolver
+            && let Some(k) = r.select(&schemes)
+        {
+            self.settled.cert_index = r
+                .keys()
+                .iter()
+                .position(|x| Arc::ptr_eq(x, &k))
+                .unwrap_or(0);
+        }
+        self.vhost = Some(vhost);
+        self.accept(c, accepted, config)
+    }
+
+    fn accept(
+        &mut self,
+        c: &Conn<'_>,
+        accepted: Accepted,
+        config: Arc<rustls::ServerConfig>,
+    ) -> Result<(), Fail> {
+        match accepted.into_connection(config) {
+            Ok(conn) => {
+                self.phase = Phase::Tls(Box::new(conn));
+                Ok(())
+            }
+            Err((e, mut alert)) => {
+                let mut buf = Vec::new();
+                let _ = alert.write_all(&mut buf);
+                let _ = self.send_raw(&buf);
+                Err(self.fail(c, &format!("handshake refused: {e}")))
+            }
+        }
+    }
+
+    /// Drives the handshake to completion (blocking; bounded by the server's timeouts,
+    /// e.g. `RequestReadTimeout handshake=`).
+    fn handshake(&mut self, f: &Filter) -> Result<(), Fail> {
+        let c = f.conn();
+        loop {
+            match &self.phase {
+                Phase::Failed => return Err(rv::ECONNABORTED),
+                Phase::Tls(conn) if !conn.is_handshaking() => break,
+                Phase::Tls(conn) if conn.wants_write() => self.flush_tls()?,
+                _ => {
+                    if let Err(e) = self.pull_net(f, true) {
+                        if self.eof || e == rv::EOF {
+                            return Err(self.fail(&c, "client closed during the handshake"));
+                        }
+                        return Err(self.fail(
+                            &c,
+                            &format!("network read failed during the handshake ({e})"),
+                        ));
+                    }
+                }
+            }
+        }
+        self.flush_tls()?;
+        if let Phase::Tls(conn) = &self.phase {
+            self.settled.version = conn.protocol_version();
+            self.settled.suite = conn.negotiated_cipher_suite().map(|s| s.suite());
+            self.settled.resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+            tracing::debug!(
+                "TLS handshake done: {:?} {:?} sni={:?} resumed={} alpn={:?}",
+                self.settled.version,
+                self.settled.suite,
+                self.settled.sni,
+                self.settled.resumed,
+                conn.alpn_protocol().map(String::from_utf8_lossy)
+            );
+        }
+        Ok(())
+    }
+
+    /// The input filter's work.
+    pub fn input(
+        &mut self,
+        f: &Filter,
+        bb: &mut Brigade,
+        mode: Mode,
+        block: bool,
+        readbytes: i64,
+    ) -> apr_status_t {
+        if matches!(self.phase, Phase::Failed) {
+            return rv::ECONNABORTED;
+        }
+        if !self.is_established() {
+            if let Err(e) = self.handshake(f) {
+                return e;
+            }
+        }
+        match mode {
+            Mode::Init => return rv::SUCCESS,
+            Mode::EatCrlf => return rv::ENOTIMPL,
+            _ => {}
+        }
+        while self.avail().is_empty() {
+            if self.eof {
+                return rv::EOF;
+            }
+            if let Err(e) = self.pull_net(f, block) {
+                if !self.avail().is_empty() {
+                    break;
+                }
+                if e == rv::EOF || self.eof {
+                    return rv::EOF;
+                }
+                return e;
+            }
+        }
+        let avail = self.avail();
+        let want = if readbytes > 0 {
+            readbytes as usize
+        } else {
+            usize::MAX
+        };
+        let n = match mode {
+            Mode::GetLine => match avail.iter().position(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                None => avail.len().min(MAX_LINE),
+            },
+            Mode::Exhaustive => avail.len(),
+            _ => avail.len().min(want),
+        };
+        bb.push_copy(&avail[..n]);
+        if mode != Mode::Speculative {
+            self.consume(n);
+        }
+        rv::SUCCESS
+    }
+
+    /// The output filter's work.
+    pub fn output(&mut self, f: &Filter, bb: &mut Brigade) -> apr_status_t {
+        if !matches!(self.phase, Phase::Tls(_)) {
+            // No TLS session (failed or never started): nothing may go out in the clear.
+            while let Some(b) = bb.first() {
+                if b.kind() == Kind::Eoc {
+                    self.out.push_bucket(b);
+                } else {
+                    b.delete();
+                }
+            }
+            if !self.out.is_empty() {
+                let r = f.pass_next(&mut self.out);
+                self.out.clear();
+                return r;
+            }
+            return rv::ECONNABORTED;
+        }
+        while let Some(b) = bb.first() {
+            match b.kind() {
+                Kind::Data => {
+                    let data = match b.read(true) {
+                        Ok(d) => d,
+                        Err(e) => return e,
+                    };
+                    if let Err(e) = self.write_plain(f, data) {
+                        return e;
+                    }
+                    b.delete();
+                }
+                Kind::Flush => {
+                    if let Err(e) = self.collect_tls() {
+                        return e;
+                    }
+                    self.out.push_bucket(b);
+                    if let Err(e) = self.pass_out(f) {
+                        return e;
+                    }
+                }
+                Kind::Eoc => {
+                    if let Phase::Tls(conn) = &mut self.phase {
+                        conn.send_close_notify();
+                    }
+                    if let Err(e) = self.collect_tls() {
+                        return e;
+                    }
+                    self.out.push_bucket(b);
+                    if let Err(e) = self.pass_out(f) {
+                        return e;
+                    }
+                }
+                Kind::Eos | Kind::OtherMeta => {
+                    if let Err(e) = self.collect_tls() {
+                        return e;
+                    }
+                    self.out.push_bucket(b);
+                }
+            }
+        }
+        if let Err(e) = self.collect_tls() {
+            return e;
+        }
+        match self.pass_out(f) {
+            Ok(()) => rv::SUCCESS,
+            Err(e) => e,
+        }
+    }
+
+    fn pass_out(&mut self, f: &Filter) -> Result<(), Fail> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let r = f.pass_next(&mut self.out);
+        self.out.clear();
+        self.out_bytes = 0;
+        if r == rv::SUCCESS { Ok(()) } else { Err(r) }
+    }
+
+    fn write_plain(&mut self, f: &Filter, mut data: &[u8]) -> Result<(), Fail> {
+        while !data.is_empty() {
+            let Phase::Tls(conn) = &mut self.phase else {
+                return Err(rv::ECONNABORTED);
+            };
+            // rustls takes what fits under its 64 KiB limit of unsent records.
+            let n = conn.writer().write(data).map_err(|_| rv::EGENERAL)?;
+            data = &data[n..];
+            self.collect_tls()?;
+            if n == 0 || self.out_bytes >= OUT_CHUNK {
+                self.pass_out(f)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn server_matches(s: &Server<'_>, name: &str) -> bool {
+    use bastion_tls::sni::{server_name_matches, wildcard_match};
+    s.hostname().is_some_and(|h| server_name_matches(h, name))
+        || s.aliases().iter().any(|a| server_name_matches(a, name))
+        || s.wild_aliases().iter().any(|a| wildcard_match(a, name))
+}
+
+const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 71\r\nConnection: close\r\n\r\nThis port speaks HTTPS: the request came as plain HTTP. Use https://.\n\n";
+
+/// An HTTP request line starts with an upper-case method and a space; a TLS record never does.
+fn looks_like_plain_http(data: &[u8]) -> bool {
+    let method: Vec<u8> = data
+        .iter()
+        .take(8)
+        .take_while(|b| b.is_ascii_uppercase())
+        .copied()
+        .collect();
+    !method.is_empty() && data.get(method.len()) == Some(&b' ')
+}

@@ -1,0 +1,250 @@
+//! Glue for TLS: directives, the per-vhost rustls configs built at startup, the connection
+//! filters and the hooks that tell httpd (and mod_rewrite, mod_headers, mod_http2, ...) that a
+//! connection is TLS.
+
+pub mod conf;
+pub mod hooks;
+pub mod io;
+
+use crate::ServerConf;
+use crate::httpd::log::{Level, log_startup};
+use crate::httpd::{Pool, Server, Status, ssl, state, status};
+use bastion_tls::{
+    AlpnVariants, BuiltVhost, CertInfo, CertSource, DerivedTicketer, EngineAddr, MemoryBackend,
+    SessionStore, TicketSecret, VhostSpec, certs,
+};
+use std::sync::Arc;
+
+/// The rustls version this module was built with (from Cargo.lock, by build.rs).
+pub const RUSTLS_VERSION: &str = env!("BASTION_RUSTLS_VERSION");
+
+/// A TLS virtual host, ready to accept connections.
+#[derive(Debug)]
+pub struct Vhost {
+    /// ServerName, for log lines.
+    pub name: String,
+    /// Prebuilt configs per settled ALPN protocol.
+    pub alpn: AlpnVariants,
+    /// The built configuration (suites, versions, resolver).
+    pub built: BuiltVhost,
+    /// Only a fallback certificate: every request gets 503.
+    pub service_unavailable: bool,
+    /// Certificates and settings; hosts with equal fingerprints may share a connection.
+    pub fingerprint: String,
+    /// `TLSStrictSNI`.
+    pub strict_sni: bool,
+    /// What the certificates say, in resolver order (for SSL_SERVER_* variables).
+    pub cert_infos: Vec<Arc<CertInfo>>,
+}
+
+/// Module-wide TLS state.
+#[derive(Debug)]
+pub struct TlsGlobal {
+    /// Every `TLSEngine` address.
+    pub engines: Vec<EngineAddr>,
+}
+
+impl TlsGlobal {
+    /// Whether a connection to the local `ip:port` speaks TLS.
+    pub fn covers(&self, ip: Option<std::net::IpAddr>, port: u16) -> bool {
+        self.engines.iter().any(|e| e.matches(ip, port))
+    }
+}
+
+/// The TLS runtime of a server, if it serves TLS.
+pub fn vhost_of(s: &Server<'_>) -> Option<Arc<Vhost>> {
+    s.config::<ServerConf>().tls.runtime.get().cloned()
+}
+
+/// The module-wide TLS state, if TLS is configured.
+pub fn global() -> Option<Arc<TlsGlobal>> {
+    Server::main()?
+        .config::<ServerConf>()
+        .tls
+        .global
+        .get()
+        .cloned()
+}
+
+const SECRET_KEY: &std::ffi::CStr = c"bastion-tls-ticket-secret";
+const SECRET_LEN: usize = 48;
+
+/// The secret every child derives session-ticket keys from: made once by the parent and kept
+/// in the process pool, so tickets stay valid across graceful restarts and children.
+fn ticket_secret(s: &Server<'_>) -> Result<TicketSecret, String> {
+    let pool = s.process_pool();
+    if let Some(b) = pool.userdata_bytes(SECRET_KEY, SECRET_LEN) {
+        return TicketSecret::from_bytes(&b).map_err(|e| e.to_string());
+    }
+    let secret = TicketSecret::generate().map_err(|e| e.to_string())?;
+    let bytes = secret.as_bytes();
+    pool.set_userdata_bytes(SECRET_KEY, &bytes[..SECRET_LEN.min(bytes.len())]);
+    Ok(secret)
+}
+
+fn fail(msg: String) -> Status {
+    log_startup(Level::Emerg, &format!("mod_bastion: {msg}"));
+    status::INTERNAL_SERVER_ERROR
+}
+
+fn serves_tls(s: &Server<'_>, engines: &[EngineAddr]) -> bool {
+    if !s.is_virtual() {
+        return true;
+    }
+    s.addrs().iter().any(|a| {
+        engines.iter().any(|e| {
+            if a.port == 0 {
+                e.ip.is_none() || e.ip == a.ip
+            } else {
+                e.matches(a.ip, a.port) || (a.ip.is_none() && e.port == a.port)
+            }
+        })
+    })
+}
+
+/// post_config: builds one rustls config per TLS virtual host (second pass only).
+pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
+    if state::is_first_config_pass() {
+        return status::OK;
+    }
+    let mut engines: Vec<EngineAddr> = Vec::new();
+    for s in main.iter() {
+        for e in &s.config::<ServerConf>().tls.engines {
+            if !engines.contains(e) {
+                engines.push(*e);
+            }
+        }
+    }
+    if engines.is_empty() {
+        return status::OK;
+    }
+    tracing::info!(
+        "{} (rustls/{}, aws-lc-rs) TLS on {}",
+        crate::core::version_line(),
+        RUSTLS_VERSION,
+        engines
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    let secret = match ticket_secret(&main) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("TLS session ticket secret: {e}")),
+    };
+    let ticketer: Arc<dyn rustls::server::ProducesTickets> =
+        match DerivedTicketer::new(&secret, bastion_tls::tickets::DEFAULT_PERIOD) {
+            Ok(t) => Arc::new(t),
+            Err(e) => return fail(format!("TLS session tickets: {e}")),
+        };
+    let store: Arc<dyn rustls::server::StoresServerSessions> = Arc::new(SessionStore::new(
+        MemoryBackend::new(20_000),
+        bastion_tls::session::DEFAULT_SESSION_TTL,
+    ));
+    let provider = bastion_tls::base_provider();
+
+    let mut count = 0;
+    for s in main.iter() {
+        if !serves_tls(&s, &engines) {
+            continue;
+        }
+        let conf = &s.config::<ServerConf>().tls;
+        let name = s.hostname().unwrap_or("(no ServerName)").to_string();
+        let mut files: Vec<(std::path::PathBuf, Option<std::path::PathBuf>)> = conf
+            .certificates
+            .iter()
+            .map(|c| (c.cert.clone(), c.key.clone()))
+            .collect();
+        let mut service_unavailable = false;
+        if files.is_empty() {
+            files = ssl::add_cert_files(&s, p)
+                .into_iter()
+                .map(|(c, k)| (c.into(), Some(k.into())))
+                .collect();
+        }
+        if files.is_empty() {
+            files = ssl::add_fallback_cert_files(&s, p)
+                .into_iter()
+                .map(|(c, k)| (c.into(), Some(k.into())))
+                .collect();
+            service_unavailable = !files.is_empty();
+        }
+        if files.is_empty() {
+            if !s.is_virtual() {
+                continue; // the main server serves TLS only if it has a certificate
+            }
+            return fail(format!(
+                "virtual host {name} (defined at {}) listens on a TLSEngine address but has no certificate: \
+                 add `TLSCertificate cert.pem [key.pem]` to it or to the main server",
+                s.defined_at()
+            ));
+        }
+        let mut keys = Vec::new();
+        let mut infos = Vec::new();
+        for (cert, key) in &files {
+            match certs::load_files(cert, key.as_deref(), &provider) {
+                Ok(l) => {
+                    keys.push(l.certified_key.clone());
+                    infos.push(l.info.clone());
+                }
+                Err(e) => {
+                    return fail(format!(
+                        "virtual host {name} (defined at {}): {e}",
+                        s.defined_at()
+                    ));
+                }
+            }
+        }
+        let spec = VhostSpec {
+            certificates: CertSource::Keys(keys),
+            min_protocol: conf.protocol.unwrap_or_default(),
+            prefer: conf.prefer.clone().unwrap_or_default(),
+            suppress: conf.suppress.clone().unwrap_or_default(),
+            honor_client_order: conf.honor_client_order.unwrap_or(true),
+            alpn: Vec::new(),
+            session_storage: Some(store.clone()),
+            ticketer: conf
+                .session_tickets
+                .unwrap_or(true)
+                .then(|| ticketer.clone()),
+        };
+        let built = match bastion_tls::config::build_vhost(&spec) {
+            Ok(b) => b,
+            Err(e) => {
+                return fail(format!(
+                    "virtual host {name} (defined at {}): {e}",
+                    s.defined_at()
+                ));
+            }
+        };
+        let _scope = crate::httpd::log::Scope::enter(s.log_target());
+        for w in &built.warnings {
+            tracing::warn!("virtual host {name}: {w}");
+        }
+        let fingerprint = format!(
+            "{:?}|{:?}|{:?}",
+            files,
+            built.versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+            built.suites.iter().map(|v| v.suite()).collect::<Vec<_>>()
+        );
+        let vhost = Vhost {
+            name: name.clone(),
+            alpn: AlpnVariants::http(built.config.clone()),
+            built,
+            service_unavailable,
+            fingerprint,
+            strict_sni: conf.strict_sni.unwrap_or(true),
+            cert_infos: infos,
+        };
+        let _ = conf.runtime.set(Arc::new(vhost));
+        count += 1;
+    }
+    let _ = main
+        .config::<ServerConf>()
+        .tls
+        .global
+        .set(Arc::new(TlsGlobal { engines }));
+    tracing::debug!("TLS ready for {count} server(s)");
+    status::OK
+}
