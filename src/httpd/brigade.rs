@@ -68,11 +68,11 @@ impl Brigade {
         Brigade { raw: bb }
     }
 
-    /// Creates an empty brigade in `pool` (destroyed with the pool).
-    pub fn new(pool: &super::Pool<'_>, alloc: *mut ffi::apr_bucket_alloc_t) -> Brigade {
-        // SAFETY: valid pool and bucket allocator of the same connection.
+    /// Creates an empty brigade in the connection's pool (destroyed with it).
+    pub fn for_conn(c: &super::Conn<'_>) -> Brigade {
+        // SAFETY: the connection's pool and bucket allocator belong together and are live.
         Brigade {
-            raw: unsafe { ffi::apr_brigade_create(pool.as_ptr(), alloc) },
+            raw: unsafe { ffi::apr_brigade_create(c.pool().as_ptr(), c.bucket_alloc()) },
         }
     }
 
@@ -248,9 +248,12 @@ impl Brigade {
         Ok(())
     }
 
-    /// Passes the brigade to the next filter (output side).
-    pub fn pass(&mut self, next: *mut ffi::ap_filter_t) -> ffi::apr_status_t {
-        // SAFETY: next is the live next filter of the chain.
+    /// Passes the brigade to an output filter.
+    ///
+    /// # Safety
+    /// `next` must be a live filter of this brigade's connection.
+    pub(super) unsafe fn pass_to(&mut self, next: *mut ffi::ap_filter_t) -> ffi::apr_status_t {
+        // SAFETY: per contract.
         unsafe { ffi::ap_pass_brigade(next, self.raw) }
     }
 }
@@ -282,15 +285,15 @@ impl Bucket {
     }
 
     /// The length, or `None` if unknown until read (pipes, sockets).
-    pub fn len(&self) -> Option<usize> {
+    pub fn known_len(&self) -> Option<usize> {
         // SAFETY: live bucket.
         let l = unsafe { (*self.raw).length };
-        (l != ffi::apr_size_t::MAX).then_some(l as usize)
+        (l != ffi::apr_size_t::MAX).then_some(l)
     }
 
     /// Reads the bucket's data. Reading morphs buckets of unknown length in place (and inserts
     /// the remainder after it). The slice is valid until the bucket is changed or destroyed.
-    pub fn read<'b>(&'b self, block: bool) -> Result<&'b [u8], ffi::apr_status_t> {
+    pub fn read(&self, block: bool) -> Result<&[u8], ffi::apr_status_t> {
         let mut p: *const c_char = std::ptr::null();
         let mut len: ffi::apr_size_t = 0;
         let mode = if block {

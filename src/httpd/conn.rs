@@ -34,7 +34,7 @@ impl<'a> Conn<'a> {
 
     /// httpd's connection id.
     pub fn id(&self) -> i64 {
-        self.rec().id as i64
+        self.rec().id
     }
 
     /// The client's address.
@@ -195,7 +195,7 @@ impl<'a> Conn<'a> {
     /// Asks the input filters to initialize (`AP_MODE_INIT`, blocking): a TLS filter runs its
     /// handshake. Returns the filters' status.
     pub fn read_init(&self) -> ffi::apr_status_t {
-        let mut bb = super::brigade::Brigade::new(&self.pool(), self.bucket_alloc());
+        let mut bb = super::brigade::Brigade::for_conn(self);
         // SAFETY: input_filters is the head of the connection's live input chain.
         let rv = unsafe {
             ffi::ap_get_brigade(

@@ -124,8 +124,9 @@ unsafe impl Send for FilterRef {}
 impl FilterRef {
     /// Passes `bb` to the filter below this one.
     pub fn pass_below(&self, bb: &mut Brigade) -> ffi::apr_status_t {
-        // SAFETY: the filter lives as long as its connection, which is being served.
-        bb.pass(unsafe { (*self.0).next })
+        // SAFETY: the filter lives as long as its connection, which is being served; its
+        // `next` is the live filter below it.
+        unsafe { bb.pass_to((*self.0).next) }
     }
 }
 
@@ -181,7 +182,8 @@ impl Filter {
 
     /// Passes `bb` to the next output filter.
     pub fn pass_next(&self, bb: &mut Brigade) -> ffi::apr_status_t {
-        bb.pass(self.next())
+        // SAFETY: next is the live next filter of this chain.
+        unsafe { bb.pass_to(self.next()) }
     }
 
     /// Removes this filter from its chain.
@@ -229,7 +231,7 @@ pub mod run {
                     &mut brigade,
                     Mode::from_raw(mode),
                     block == ffi::apr_read_type_e_APR_BLOCK_READ,
-                    readbytes as i64,
+                    readbytes,
                 )
             },
         )
@@ -272,9 +274,10 @@ macro_rules! filter {
             // SAFETY: httpd passes a live filter and brigade.
             unsafe { $crate::httpd::filter::run::input(f, bb, mode, block, readbytes, $h) }
         }
+        let (name, ftype): (&'static ::std::ffi::CStr, u32) = ($name, $ftype);
         // SAFETY: registering with a 'static name during register_hooks.
         let h = unsafe {
-            $crate::httpd::ffi::ap_register_input_filter($name.as_ptr(), Some(t), None, $ftype)
+            $crate::httpd::ffi::ap_register_input_filter(name.as_ptr(), Some(t), None, ftype)
         };
         $slot.set(h);
     }};
@@ -287,9 +290,10 @@ macro_rules! filter {
             // SAFETY: httpd passes a live filter and brigade.
             unsafe { $crate::httpd::filter::run::output(f, bb, $h) }
         }
+        let (name, ftype): (&'static ::std::ffi::CStr, u32) = ($name, $ftype);
         // SAFETY: registering with a 'static name during register_hooks.
         let h = unsafe {
-            $crate::httpd::ffi::ap_register_output_filter($name.as_ptr(), Some(t), None, $ftype)
+            $crate::httpd::ffi::ap_register_output_filter(name.as_ptr(), Some(t), None, ftype)
         };
         $slot.set(h);
     }};

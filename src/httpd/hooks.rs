@@ -243,8 +243,9 @@ macro_rules! hook {
             // SAFETY: httpd passes a live request.
             unsafe { $crate::httpd::hooks::run::request(r, $f) }
         }
+        let (pre, succ, order) = ($pre, $succ, $o);
         // SAFETY: registering a hook during register_hooks with static ordering lists.
-        unsafe { $crate::httpd::ffi::$apfn(Some(t), $pre, $succ, $o) }
+        unsafe { $crate::httpd::ffi::$apfn(Some(t), pre, succ, order) }
     }};
     (@reg handler, $f:path, $pre:expr, $succ:expr, $o:expr) => { $crate::hook!(@req ap_hook_handler, $f, $pre, $succ, $o) };
     (@reg post_read_request, $f:path, $pre:expr, $succ:expr, $o:expr) => { $crate::hook!(@req ap_hook_post_read_request, $f, $pre, $succ, $o) };
@@ -254,79 +255,89 @@ macro_rules! hook {
             // SAFETY: httpd passes a live connection.
             unsafe { $crate::httpd::hooks::run::conn(c, $f) }
         }
-        // SAFETY: as above.
-        unsafe { $crate::httpd::ffi::ap_hook_process_connection(Some(t), $pre, $succ, $o) }
+        let (pre, succ, order) = ($pre, $succ, $o);
+        // SAFETY: registering a hook during register_hooks with static ordering lists.
+        unsafe { $crate::httpd::ffi::ap_hook_process_connection(Some(t), pre, succ, order) }
     }};
     (@reg pre_connection, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
         unsafe extern "C" fn t(c: *mut $crate::httpd::ffi::conn_rec, _csd: *mut ::std::ffi::c_void) -> ::std::os::raw::c_int {
             // SAFETY: httpd passes a live connection.
             unsafe { $crate::httpd::hooks::run::conn(c, $f) }
         }
-        // SAFETY: as above.
-        unsafe { $crate::httpd::ffi::ap_hook_pre_connection(Some(t), $pre, $succ, $o) }
+        let (pre, succ, order) = ($pre, $succ, $o);
+        // SAFETY: registering a hook during register_hooks with static ordering lists.
+        unsafe { $crate::httpd::ffi::ap_hook_pre_connection(Some(t), pre, succ, order) }
     }};
     (@reg ssl_conn_is_ssl, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
         unsafe extern "C" fn t(c: *mut $crate::httpd::ffi::conn_rec) -> ::std::os::raw::c_int {
             // SAFETY: httpd passes a live connection.
             unsafe { $crate::httpd::hooks::run::conn_is_ssl(c, $f) }
         }
-        // SAFETY: as above.
-        unsafe { $crate::httpd::ffi::ap_hook_ssl_conn_is_ssl(Some(t), $pre, $succ, $o) }
+        let (pre, succ, order) = ($pre, $succ, $o);
+        // SAFETY: registering a hook during register_hooks with static ordering lists.
+        unsafe { $crate::httpd::ffi::ap_hook_ssl_conn_is_ssl(Some(t), pre, succ, order) }
     }};
     (@reg ssl_var_lookup, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
         unsafe extern "C" fn t(p: *mut $crate::httpd::ffi::apr_pool_t, _s: *mut $crate::httpd::ffi::server_rec, c: *mut $crate::httpd::ffi::conn_rec, r: *mut $crate::httpd::ffi::request_rec, name: *const ::std::os::raw::c_char) -> *const ::std::os::raw::c_char {
             // SAFETY: httpd passes a live pool and NULL or live records.
             unsafe { $crate::httpd::hooks::run::var_lookup(p, c, r, name, $f) }
         }
-        // SAFETY: as above.
-        unsafe { $crate::httpd::ffi::ap_hook_ssl_var_lookup(Some(t), $pre, $succ, $o) }
+        let (pre, succ, order) = ($pre, $succ, $o);
+        // SAFETY: registering a hook during register_hooks with static ordering lists.
+        unsafe { $crate::httpd::ffi::ap_hook_ssl_var_lookup(Some(t), pre, succ, order) }
     }};
     (@reg http_scheme, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
         unsafe extern "C" fn t(r: *const $crate::httpd::ffi::request_rec) -> *const ::std::os::raw::c_char {
             // SAFETY: httpd passes a live request.
             unsafe { $crate::httpd::hooks::run::request_conn(r, ::std::ptr::null(), |c| $f(c).map(|s: &'static ::std::ffi::CStr| s.as_ptr()).unwrap_or(::std::ptr::null())) }
         }
-        // SAFETY: as above.
-        unsafe { $crate::httpd::ffi::ap_hook_http_scheme(Some(t), $pre, $succ, $o) }
+        let (pre, succ, order) = ($pre, $succ, $o);
+        // SAFETY: registering a hook during register_hooks with static ordering lists.
+        unsafe { $crate::httpd::ffi::ap_hook_http_scheme(Some(t), pre, succ, order) }
     }};
     (@reg default_port, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
         unsafe extern "C" fn t(r: *const $crate::httpd::ffi::request_rec) -> $crate::httpd::ffi::apr_port_t {
             // SAFETY: httpd passes a live request.
             unsafe { $crate::httpd::hooks::run::request_conn(r, 0, |c| $f(c).unwrap_or(0)) }
         }
-        // SAFETY: as above.
-        unsafe { $crate::httpd::ffi::ap_hook_default_port(Some(t), $pre, $succ, $o) }
+        let (pre, succ, order) = ($pre, $succ, $o);
+        // SAFETY: registering a hook during register_hooks with static ordering lists.
+        unsafe { $crate::httpd::ffi::ap_hook_default_port(Some(t), pre, succ, order) }
     }};
     (@reg pre_config, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
         unsafe extern "C" fn t(p: *mut $crate::httpd::ffi::apr_pool_t, _plog: *mut $crate::httpd::ffi::apr_pool_t, _ptemp: *mut $crate::httpd::ffi::apr_pool_t) -> ::std::os::raw::c_int {
             // SAFETY: httpd passes live pools.
             unsafe { $crate::httpd::hooks::run::pre_config(p, $f) }
         }
-        // SAFETY: as above.
-        unsafe { $crate::httpd::ffi::ap_hook_pre_config(Some(t), $pre, $succ, $o) }
+        let (pre, succ, order) = ($pre, $succ, $o);
+        // SAFETY: registering a hook during register_hooks with static ordering lists.
+        unsafe { $crate::httpd::ffi::ap_hook_pre_config(Some(t), pre, succ, order) }
     }};
     (@reg post_config, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
         unsafe extern "C" fn t(p: *mut $crate::httpd::ffi::apr_pool_t, _plog: *mut $crate::httpd::ffi::apr_pool_t, ptemp: *mut $crate::httpd::ffi::apr_pool_t, s: *mut $crate::httpd::ffi::server_rec) -> ::std::os::raw::c_int {
             // SAFETY: httpd passes live pools and the main server.
             unsafe { $crate::httpd::hooks::run::post_config(p, ptemp, s, $f) }
         }
-        // SAFETY: as above.
-        unsafe { $crate::httpd::ffi::ap_hook_post_config(Some(t), $pre, $succ, $o) }
+        let (pre, succ, order) = ($pre, $succ, $o);
+        // SAFETY: registering a hook during register_hooks with static ordering lists.
+        unsafe { $crate::httpd::ffi::ap_hook_post_config(Some(t), pre, succ, order) }
     }};
     (@reg child_init, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
         unsafe extern "C" fn t(p: *mut $crate::httpd::ffi::apr_pool_t, s: *mut $crate::httpd::ffi::server_rec) {
             // SAFETY: httpd passes the child pool and the main server.
             unsafe { $crate::httpd::hooks::run::with_server(p, s, $f) }
         }
-        // SAFETY: as above.
-        unsafe { $crate::httpd::ffi::ap_hook_child_init(Some(t), $pre, $succ, $o) }
+        let (pre, succ, order) = ($pre, $succ, $o);
+        // SAFETY: registering a hook during register_hooks with static ordering lists.
+        unsafe { $crate::httpd::ffi::ap_hook_child_init(Some(t), pre, succ, order) }
     }};
     (@reg test_config, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
         unsafe extern "C" fn t(p: *mut $crate::httpd::ffi::apr_pool_t, s: *mut $crate::httpd::ffi::server_rec) {
             // SAFETY: httpd passes the config pool and the main server.
             unsafe { $crate::httpd::hooks::run::with_server(p, s, $f) }
         }
-        // SAFETY: as above.
-        unsafe { $crate::httpd::ffi::ap_hook_test_config(Some(t), $pre, $succ, $o) }
+        let (pre, succ, order) = ($pre, $succ, $o);
+        // SAFETY: registering a hook during register_hooks with static ordering lists.
+        unsafe { $crate::httpd::ffi::ap_hook_test_config(Some(t), pre, succ, order) }
     }};
 }

@@ -11,6 +11,11 @@ pub struct Request<'a> {
     _life: PhantomData<&'a mut ffi::request_rec>,
 }
 
+/// The client went away while the response was being written.
+#[derive(Debug, thiserror::Error)]
+#[error("the client connection is gone")]
+pub struct ClientGone;
+
 /// Errors from reading a request body.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
@@ -166,14 +171,14 @@ impl<'a> Request<'a> {
     }
 
     /// Writes body bytes (through the output filters). Err if the client is gone.
-    pub fn write(&mut self, data: &[u8]) -> Result<(), ()> {
+    pub fn write(&mut self, data: &[u8]) -> Result<(), ClientGone> {
         if data.is_empty() {
             return Ok(());
         }
         // SAFETY: ap_rwrite copies `data` into the request's output brigade.
         let n =
             unsafe { ffi::ap_rwrite(data.as_ptr() as *const _, data.len() as i32, self.as_ptr()) };
-        if n < 0 { Err(()) } else { Ok(()) }
+        if n < 0 { Err(ClientGone) } else { Ok(()) }
     }
 
     /// Reads the whole request body, at most `limit` bytes (for small bodies only; streaming

@@ -76,8 +76,8 @@ impl TlsConn {
             vhost: None,
             settled: Settled::default(),
             out_filter,
-            net: Brigade::new(&c.pool(), c.bucket_alloc()),
-            out: Brigade::new(&c.pool(), c.bucket_alloc()),
+            net: Brigade::for_conn(c),
+            out: Brigade::for_conn(c),
             out_bytes: 0,
             plain: Vec::new(),
             plain_pos: 0,
@@ -238,10 +238,11 @@ impl TlsConn {
             }
         }
         // Answers rustls owes the peer (key updates, alerts, the end of the handshake).
-        if let Phase::Tls(conn) = &self.phase {
-            if conn.wants_write() && !conn.is_handshaking() {
-                self.flush_tls()?;
-            }
+        if let Phase::Tls(conn) = &self.phase
+            && conn.wants_write()
+            && !conn.is_handshaking()
+        {
+            self.flush_tls()?;
         }
         Ok(())
     }
@@ -320,9 +321,9 @@ impl TlsConn {
         if offered
             .iter()
             .any(|p| p.as_bytes() == bastion_tls::config::ACME_TLS_ALPN)
+            && let Some(name) = sni.as_deref()
+            && let Some((cert, key)) = ssl::answer_challenge(c, name)
         {
-            if let Some(name) = sni.as_deref()
-                && let Some((cert, key)) = ssl::answer_challenge(c, name)
             {
                 let loaded = bastion_tls::certs::load_pem(
                     cert.as_bytes(),
@@ -438,10 +439,10 @@ impl TlsConn {
         if matches!(self.phase, Phase::Failed) {
             return rv::ECONNABORTED;
         }
-        if !self.is_established() {
-            if let Err(e) = self.handshake(f) {
-                return e;
-            }
+        if !self.is_established()
+            && let Err(e) = self.handshake(f)
+        {
+            return e;
         }
         match mode {
             Mode::Init => return rv::SUCCESS,
