@@ -203,14 +203,15 @@ class TestPanicGuard:
 
     def test_panic_gives_500_and_crit_line_and_child_lives(self, server):
         server.log_allow(r"\[bastion:crit\].*Rust panic", r"\[bastion:crit\].*test panic requested")
-        kids = set(server.child_pids())
         for _ in range(3):
             r = curl(server.url("/panic"))
             assert r.status == 500
-        server.wait_for_log(r"\[bastion:crit\] .*Rust panic: panicked at .*test panic requested by /panic")
+        m = server.wait_for_log(r"\[bastion:crit\] \[pid (\d+):tid \d+\].*Rust panic: panicked at .*test panic requested by /panic")
+        panicked_pid = int(m.group(1))
         r = curl(server.url("/bastion-info"))
         assert r.status == 200
-        assert set(server.child_pids()) == kids, "a child died"
+        # The child that panicked is still serving.
+        assert panicked_pid in server.child_pids(), "the child that panicked died"
         assert not re.search(r"exit signal|AH00052", server.read_log())
 
 
