@@ -14,6 +14,7 @@
 #include <ap_socache.h>
 #include <ap_provider.h>
 #include <util_filter.h>
+#include <util_mutex.h>
 #include <util_script.h>
 #include <mod_watchdog.h>
 #include <mpm_common.h>

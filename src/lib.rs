@@ -61,6 +61,8 @@ fn register_hooks(reg: &Registrar) {
     hook!(reg, handler, core::info_handler, Order::Middle);
 
     // TLS
+    hook!(reg, pre_config, tls::pre_config, Order::Middle);
+    hook!(reg, child_init, tls::child_init, Order::Middle);
     hook!(
         reg,
         post_config,

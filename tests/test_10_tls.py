@@ -500,3 +500,50 @@ def test_coexists_with_mod_ssl(httpd_factory, certs, cert_authority):
         assert env_ssl.handshake_ok and "CN = b.test" in env_ssl.subject
     finally:
         s.stop()
+
+
+class TestSharedSessionCache:
+    """TLS 1.2 session ids (no tickets) resume on any child: the cache is shared (shmcb)."""
+
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def server(cls, httpd_factory, certs, cert_authority):
+        s = TlsServer.make(httpd_factory, certs, mpm="prefork", name="shmcb",
+                           extra_global="TLSSessionTickets off")
+        s.ca = cert_authority.cert_path
+        s.start()
+        yield s
+        s.stop()
+
+    def test_session_ids_resume_across_children(self, server, tmp_path):
+        sess = tmp_path / "sess12.pem"
+        req = b"GET /index.html HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"
+        first = openssl_s_client("a.test", server.https_port, args=("-tls1_2", "-no_ticket", "-ign_eof", "-sess_out", str(sess)), input=req)
+        assert first.handshake_ok and sess.exists()
+        pids = set()
+        reused = 0
+        for _ in range(8):
+            r = openssl_s_client("a.test", server.https_port, args=("-tls1_2", "-no_ticket", "-ign_eof", "-sess_in", str(sess)), input=req)
+            reused += r.reused is True
+        assert reused == 8
+        # Several children served them (prefork starts more than one).
+        assert len(server.child_pids()) > 1
+
+    def test_tls13_stateful_tickets_resume(self, server, tmp_path):
+        sess = tmp_path / "sess13.pem"
+        req = b"GET /index.html HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"
+        first = openssl_s_client("a.test", server.https_port, args=("-tls1_3", "-ign_eof", "-sess_out", str(sess)), input=req)
+        assert first.handshake_ok and sess.exists()
+        results = [openssl_s_client("a.test", server.https_port, args=("-tls1_3", "-ign_eof", "-sess_in", str(sess)), input=req).reused
+                   for _ in range(3)]
+        assert results[0] is True  # stateful tickets are single use (rustls takes them)
+
+
+def test_session_cache_spec_errors(httpd_factory, certs):
+    s = httpd_factory(name="cachespec")
+    port = s.port("https")
+    s.add_conf(f"Listen 127.0.0.1:{port}\nTLSEngine {port}\nTLSSessionCache nosuchprovider:x\n" + _vhost("a.test", port, certs["a"]))
+    with pytest.raises(Exception) as e:
+        s.start()
+    assert 'TLSSessionCache nosuchprovider:x: no socache provider "nosuchprovider" is loaded' in str(e.value)
+    s.log_allow(r"TLSSessionCache nosuchprovider", r"AH00016", r"AH00020")

@@ -18,6 +18,7 @@ pub mod module;
 pub mod pool;
 pub mod request;
 pub mod server;
+pub mod socache;
 pub mod ssl;
 pub mod state;
 pub mod table;

@@ -2,6 +2,7 @@
 //! filters and the hooks that tell httpd (and mod_rewrite, mod_headers, mod_http2, ...) that a
 //! connection is TLS.
 
+pub mod cache;
 pub mod conf;
 pub mod hooks;
 pub mod io;
@@ -38,10 +39,11 @@ pub struct Vhost {
 }
 
 /// Module-wide TLS state.
-#[derive(Debug)]
 pub struct TlsGlobal {
     /// Every `TLSEngine` address.
     pub engines: Vec<EngineAddr>,
+    /// The shared session cache, if one is in use.
+    pub cache: Option<Arc<crate::httpd::socache::Socache>>,
 }
 
 impl TlsGlobal {
@@ -102,6 +104,63 @@ fn serves_tls(s: &Server<'_>, engines: &[EngineAddr]) -> bool {
     })
 }
 
+type Store = Option<Arc<dyn rustls::server::StoresServerSessions>>;
+
+/// The session store `TLSSessionCache` asks for: a shared `ap_socache` (default shmcb when
+/// mod_socache_shmcb is loaded), per-process memory otherwise, or none.
+fn session_store(
+    p: &Pool,
+    ptemp: &Pool,
+    main: &Server<'static>,
+) -> Result<(Store, Option<Arc<crate::httpd::socache::Socache>>), String> {
+    use crate::httpd::socache::Socache;
+    let ttl = bastion_tls::session::DEFAULT_SESSION_TTL;
+    let spec = main.config::<ServerConf>().tls.session_cache.clone();
+    let spec = match spec.as_deref() {
+        Some(v) if v.eq_ignore_ascii_case("none") => return Ok((None, None)),
+        Some(v) if !v.eq_ignore_ascii_case("default") => v.to_string(),
+        _ if Socache::provider_exists("shmcb") => cache::DEFAULT_SPEC.to_string(),
+        _ => {
+            tracing::info!(
+                "TLSSessionCache: mod_socache_shmcb is not loaded; TLS sessions are kept per child \
+                 process (tickets still resume on every child)"
+            );
+            let mem = SessionStore::new(MemoryBackend::new(20_000), ttl);
+            return Ok((Some(Arc::new(mem)), None));
+        }
+    };
+    let c = Socache::create(
+        &spec,
+        c"bastion-tls-sessions",
+        cache::MUTEX_TYPE,
+        1024,
+        ttl.as_secs(),
+        main,
+        p,
+        ptemp,
+    )
+    .map_err(|e| format!("TLSSessionCache {spec}: {e}"))?;
+    let c = Arc::new(c);
+    tracing::debug!("TLS session cache: {spec}");
+    let store = SessionStore::new(cache::SocacheBackend(c.clone()), ttl);
+    Ok((Some(Arc::new(store)), Some(c)))
+}
+
+/// pre_config: the cache mutex type, so `Mutex bastion-tls-cache ...` can configure it.
+pub fn pre_config(p: &Pool) -> Status {
+    crate::httpd::socache::register_mutex(p, cache::MUTEX_TYPE);
+    status::OK
+}
+
+/// child_init: attach this child to the session cache's mutex.
+pub fn child_init(p: &Pool, _s: Server<'static>) {
+    if let Some(g) = global()
+        && let Some(c) = &g.cache
+    {
+        c.child_init(p);
+    }
+}
+
 /// post_config: builds one rustls config per TLS virtual host (second pass only).
 pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
     if state::is_first_config_pass() {
@@ -138,10 +197,10 @@ pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
             Ok(t) => Arc::new(t),
             Err(e) => return fail(format!("TLS session tickets: {e}")),
         };
-    let store: Arc<dyn rustls::server::StoresServerSessions> = Arc::new(SessionStore::new(
-        MemoryBackend::new(20_000),
-        bastion_tls::session::DEFAULT_SESSION_TTL,
-    ));
+    let (store, cache) = match session_store(p, _ptemp, &main) {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
     let provider = bastion_tls::base_provider();
 
     let mut count = 0;
@@ -203,7 +262,7 @@ pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
             suppress: conf.suppress.clone().unwrap_or_default(),
             honor_client_order: conf.honor_client_order.unwrap_or(true),
             alpn: Vec::new(),
-            session_storage: Some(store.clone()),
+            session_storage: store.clone(),
             ticketer: conf
                 .session_tickets
                 .unwrap_or(true)
@@ -244,7 +303,7 @@ pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
         .config::<ServerConf>()
         .tls
         .global
-        .set(Arc::new(TlsGlobal { engines }));
+        .set(Arc::new(TlsGlobal { engines, cache }));
     tracing::debug!("TLS ready for {count} server(s)");
     status::OK
 }

@@ -1,0 +1,279 @@
+//! httpd's shared object caches (`ap_socache`: shmcb, memcache, redis, ...), shared by all
+//! child processes, with the cross-process mutex that non-MP-safe providers need.
+
+use super::ffi;
+use std::ffi::CStr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+/// A shared cache instance, created in the parent at post_config and used by every child.
+pub struct Socache {
+    provider: *const ffi::ap_socache_provider_t,
+    instance: *mut ffi::ap_socache_instance_t,
+    mutex: AtomicPtr<ffi::apr_global_mutex_t>,
+    name: String,
+}
+
+// SAFETY: the provider and instance are shared-memory structures made for use by many
+// processes and threads; providers that are not safe for that (AP_SOCACHE_FLAG_NOTMPSAFE)
+// get every call serialized by the global mutex.
+unsafe impl Send for Socache {}
+// SAFETY: as above.
+unsafe impl Sync for Socache {}
+
+/// Registers the mutex type a cache may need (`Mutex` directive name); call in pre_config.
+pub fn register_mutex(pconf: &super::Pool<'_>, mutex_type: &'static CStr) {
+    // SAFETY: valid pool; the type name is 'static.
+    unsafe {
+        ffi::ap_mutex_register(
+            pconf.as_ptr(),
+            mutex_type.as_ptr(),
+            std::ptr::null(),
+            ffi::apr_lockmech_e_APR_LOCK_DEFAULT,
+            0,
+        )
+    };
+}
+
+struct TempPool(*mut ffi::apr_pool_t);
+
+impl TempPool {
+    fn new() -> TempPool {
+        let mut p = std::ptr::null_mut();
+        // SAFETY: a new root pool, destroyed in Drop.
+        unsafe {
+            ffi::apr_pool_create_ex(&mut p, std::ptr::null_mut(), None, std::ptr::null_mut())
+        };
+        TempPool(p)
+    }
+}
+
+impl Drop for TempPool {
+    fn drop(&mut self) {
+        // SAFETY: made by apr_pool_create_ex, destroyed once.
+        unsafe { ffi::apr_pool_destroy(self.0) }
+    }
+}
+
+impl Socache {
+    /// Whether a socache provider is loaded (`shmcb`, `memcache`, ...).
+    pub fn provider_exists(name: &str) -> bool {
+        let n = super::to_cstring(name);
+        // SAFETY: lookup in httpd's provider registry.
+        !unsafe {
+            ffi::ap_lookup_provider(
+                ffi::AP_SOCACHE_PROVIDER_GROUP.as_ptr() as *const _,
+                n.as_ptr(),
+                ffi::AP_SOCACHE_PROVIDER_VERSION.as_ptr() as *const _,
+            )
+        }
+        .is_null()
+    }
+
+    /// Creates and initializes a cache from `provider[:args]`; `cname` names it (e.g. the
+    /// shared-memory file); `mutex_type` was registered with [`register_mutex`].
+    pub fn create(
+        spec: &str,
+        cname: &'static CStr,
+        mutex_type: &'static CStr,
+        avg_obj_size: usize,
+        expiry_secs: u64,
+        s: &super::Server<'_>,
+        pconf: &super::Pool<'_>,
+        ptemp: &super::Pool<'_>,
+    ) -> Result<Socache, String> {
+        let (name, arg) = match spec.split_once(':') {
+            Some((n, a)) => (n, Some(a)),
+            None => (spec, None),
+        };
+        let n = super::to_cstring(name);
+        // SAFETY: lookup in httpd's provider registry; the provider struct is static.
+        let provider = unsafe {
+            ffi::ap_lookup_provider(
+                ffi::AP_SOCACHE_PROVIDER_GROUP.as_ptr() as *const _,
+                n.as_ptr(),
+                ffi::AP_SOCACHE_PROVIDER_VERSION.as_ptr() as *const _,
+            )
+        } as *const ffi::ap_socache_provider_t;
+        if provider.is_null() {
+            return Err(format!(
+                "no socache provider \"{name}\" is loaded (LoadModule socache_{name}_module)"
+            ));
+        }
+        let mut instance: *mut ffi::ap_socache_instance_t = std::ptr::null_mut();
+        let carg = arg.map(super::to_cstring);
+        // SAFETY: the provider's create with its argument string (copied by the provider into
+        // pconf), and init with hints; both report errors as strings/statuses.
+        unsafe {
+            let err = ((*provider).create.expect("socache create"))(
+                &mut instance,
+                carg.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+                ptemp.as_ptr(),
+                pconf.as_ptr(),
+            );
+            if let Some(e) = super::cstr(err) {
+                return Err(format!("socache {name}: {e}"));
+            }
+            let hints = ffi::ap_socache_hints {
+                avg_id_len: 32,
+                avg_obj_size: avg_obj_size as _,
+                expiry_interval: (expiry_secs * 1_000_000) as _,
+            };
+            let rv = ((*provider).init.expect("socache init"))(
+                instance,
+                cname.as_ptr(),
+                &hints,
+                s.as_ptr(),
+                pconf.as_ptr(),
+            );
+            if rv != 0 {
+                return Err(format!(
+                    "socache {name}: initialization failed (status {rv})"
+                ));
+            }
+        }
+        let mut mutex: *mut ffi::apr_global_mutex_t = std::ptr::null_mut();
+        // SAFETY: reading the provider's flags; creating a global mutex in pconf.
+        unsafe {
+            if (*provider).flags & ffi::AP_SOCACHE_FLAG_NOTMPSAFE != 0 {
+                let rv = ffi::ap_global_mutex_create(
+                    &mut mutex,
+                    std::ptr::null_mut(),
+                    mutex_type.as_ptr(),
+                    std::ptr::null(),
+                    s.as_ptr(),
+                    pconf.as_ptr(),
+                    0,
+                );
+                if rv != 0 {
+                    return Err(format!(
+                        "socache {name}: cannot create its mutex (status {rv})"
+                    ));
+                }
+            }
+        }
+        let cache = Socache {
+            provider,
+            instance,
+            mutex: AtomicPtr::new(mutex),
+            name: name.to_string(),
+        };
+        let (prov, inst, server) = (provider as usize, instance as usize, s.as_ptr() as usize);
+        pconf.on_cleanup(move || {
+            // SAFETY: the configuration pool is going away; nothing uses the instance after.
+            unsafe {
+                let p = prov as *const ffi::ap_socache_provider_t;
+                if let Some(d) = (*p).destroy {
+                    d(
+                        inst as *mut ffi::ap_socache_instance_t,
+                        server as *mut ffi::server_rec,
+                    );
+                }
+            }
+        });
+        Ok(cache)
+    }
+
+    /// The provider name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Re-opens the mutex in a child process (call in child_init).
+    pub fn child_init(&self, pchild: &super::Pool<'_>) {
+        let mut m = self.mutex.load(Ordering::Acquire);
+        if m.is_null() {
+            return;
+        }
+        // SAFETY: the mutex was created in the parent; child_init attaches this process
+        // (before any worker thread uses the cache).
+        unsafe {
+            let f = ffi::apr_global_mutex_lockfile(m);
+            ffi::apr_global_mutex_child_init(&mut m, f, pchild.as_ptr());
+        }
+        self.mutex.store(m, Ordering::Release);
+    }
+
+    fn locked<R>(&self, f: impl FnOnce(*mut ffi::apr_pool_t) -> R) -> R {
+        let pool = TempPool::new();
+        let m = self.mutex.load(Ordering::Acquire);
+        if !m.is_null() {
+            // SAFETY: a valid global mutex.
+            unsafe { ffi::apr_global_mutex_lock(m) };
+        }
+        let r = f(pool.0);
+        if !m.is_null() {
+            // SAFETY: locked above by this thread.
+            unsafe { ffi::apr_global_mutex_unlock(m) };
+        }
+        r
+    }
+
+    /// Stores `data` under `id` for `ttl_secs`.
+    pub fn store(&self, id: &[u8], data: &[u8], ttl_secs: u64) -> bool {
+        let Some(server) = super::Server::main() else {
+            return false;
+        };
+        self.locked(|p| {
+            // SAFETY: the provider copies id and data into the shared cache.
+            let rv = unsafe {
+                let expiry = ffi::apr_time_now() + (ttl_secs as i64) * 1_000_000;
+                ((*self.provider).store.expect("socache store"))(
+                    self.instance,
+                    server.as_ptr(),
+                    id.as_ptr(),
+                    id.len() as u32,
+                    expiry,
+                    data.as_ptr() as *mut u8,
+                    data.len() as u32,
+                    p,
+                )
+            };
+            rv == 0
+        })
+    }
+
+    /// Reads the value under `id` (at most `max` bytes).
+    pub fn retrieve(&self, id: &[u8], max: usize) -> Option<Vec<u8>> {
+        let server = super::Server::main()?;
+        self.locked(|p| {
+            let mut buf = vec![0u8; max];
+            let mut len = max as u32;
+            // SAFETY: the provider writes at most `len` bytes into buf and sets len.
+            let rv = unsafe {
+                ((*self.provider).retrieve.expect("socache retrieve"))(
+                    self.instance,
+                    server.as_ptr(),
+                    id.as_ptr(),
+                    id.len() as u32,
+                    buf.as_mut_ptr(),
+                    &mut len,
+                    p,
+                )
+            };
+            (rv == 0).then(|| {
+                buf.truncate(len as usize);
+                buf
+            })
+        })
+    }
+
+    /// Removes `id`.
+    pub fn remove(&self, id: &[u8]) -> bool {
+        let Some(server) = super::Server::main() else {
+            return false;
+        };
+        self.locked(|p| {
+            // SAFETY: the provider removes the entry, if any.
+            let rv = unsafe {
+                ((*self.provider).remove.expect("socache remove"))(
+                    self.instance,
+                    server.as_ptr(),
+                    id.as_ptr(),
+                    id.len() as u32,
+                    p,
+                )
+            };
+            rv == 0
+        })
+    }
+}
