@@ -8,7 +8,7 @@ APT_PACKAGES=(
   # build: apxs and headers, libclang for bindgen, a C compiler for aws-lc-sys
   apache2 apache2-dev libclang-dev clang make gcc
   # tests and demo: real clients and peers
-  curl openssl nghttp2-client memcached ca-certificates
+  curl openssl nghttp2-client memcached ca-certificates pebble
   python3 python3-pip
 )
 
