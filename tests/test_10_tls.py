@@ -222,6 +222,7 @@ class TestVariables:
     def test_std_env_vars(self, server):
         env = get(server, "b.test", "/cgi-bin/env.py").json()
         assert env["SSL_SESSION_RESUMED"] == "Initial"
+
         assert env["SSL_VERSION_LIBRARY"].startswith("rustls/")
         assert env["SSL_CIPHER_USEKEYSIZE"] in ("128", "256")
         assert env["SSL_CIPHER_ALGKEYSIZE"] in ("128", "256")
@@ -269,6 +270,19 @@ class TestProtocolsAndCiphers:
             "-ciphersuites", "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256"))
         assert s.cipher == "TLS_CHACHA20_POLY1305_SHA256"
 
+    def test_quoted_cipher_list(self, httpd_factory, certs):
+        s = httpd_factory(name="quoted")
+        port = s.port("https")
+        s.write_file("a.test/index.html", "a\n")
+        s.add_conf(f"Listen 127.0.0.1:{port}\nTLSEngine {port}\n" + _vhost("a.test", port, certs["a"],
+                   '  TLSHonorClientOrder off\n  TLSCiphersPrefer "TLS13_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"'))
+        s.start()
+        try:
+            r = openssl_s_client("a.test", port, args=("-ciphersuites", "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"))
+            assert r.cipher == "TLS_CHACHA20_POLY1305_SHA256"
+        finally:
+            s.stop()
+
     def test_client_order_honoured_by_default(self, server):
         s = openssl_s_client("a.test", server.https_port, args=(
             "-ciphersuites", "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256"))
@@ -313,7 +327,9 @@ class TestConfigErrors:
         ("TLSOptions +Bogus", 'TLSOptions: expected [+|-]StdEnvVars, ExportCertData or Defaults, got "+Bogus"'),
         ("TLSStrictSNI maybe", "TLSStrictSNI must be On or Off"),
         ("TLSSessionCache bad spec!", "TLSSessionCache "),
-        ("<VirtualHost 127.0.0.1:9>\nTLSSessionCache none\n</VirtualHost>", "TLSSessionCache"),
+        ("<VirtualHost 127.0.0.1:9>\nTLSSessionCache none\n</VirtualHost>", "\nTLSSessionCache cannot occur within <VirtualHost> section"),
+        ("TLSCertificate /tmp", "TLSCertificate: expected a readable PEM file, but /tmp is a directory"),
+        ("TLSCiphersPrefer", "TLSCiphersPrefer: expected cipher names"),
     ])
     def test_bad_values_fail_configtest(self, server, line, expect):
         server.clear_conf()
@@ -417,6 +433,16 @@ class TestTimeoutsAndResumption:
         assert reused == 6
         env = get(server, "b.test", "/cgi-bin/env.py").json()
         assert env["SSL_SESSION_RESUMED"] == "Initial"
+
+    def test_tickets_resume_after_graceful_restart(self, server, tmp_path):
+        # The ticket secret lives in the process pool: a graceful restart keeps tickets valid.
+        sess = tmp_path / "sess-graceful.pem"
+        req = b"GET /index.html HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"
+        first = openssl_s_client("a.test", server.https_port, args=("-tls1_3", "-ign_eof", "-sess_out", str(sess)), input=req)
+        assert first.handshake_ok and sess.exists()
+        server.graceful()
+        again = openssl_s_client("a.test", server.https_port, args=("-tls1_3", "-ign_eof", "-sess_in", str(sess)), input=req)
+        assert again.reused is True
 
 
 class TestBugsOfModTls:

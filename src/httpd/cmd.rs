@@ -223,6 +223,8 @@ pub unsafe fn finish(
     );
     match res {
         Ok(()) => std::ptr::null(),
+        // httpd's own context messages already start with the directive's name.
+        Err(e) if e.to_string().starts_with(&name) => cmd.pool().pstrdup(&e.to_string()),
         Err(e) => cmd.pool().pstrdup(&format!("{name}: {e}")),
     }
 }

@@ -109,8 +109,16 @@ pub fn cmd_certificate(cmd: &mut Cmd, cert: &str, key: Option<&str>) -> CmdResul
     let key = key.map(|k| cmd.server_root_relative(k));
     for f in std::iter::once(&cert).chain(key.as_ref()) {
         if !f.is_file() {
+            let what = if f.is_dir() {
+                "is a directory"
+            } else {
+                "does not exist"
+            };
+            return Err(format!("expected a readable PEM file, but {} {what}", f.display()).into());
+        }
+        if let Err(e) = std::fs::File::open(f) {
             return Err(format!(
-                "expected a readable PEM file, but {} does not exist",
+                "expected a readable PEM file, but {} cannot be read: {e}",
                 f.display()
             )
             .into());
@@ -127,10 +135,17 @@ pub fn cmd_protocol(cmd: &mut Cmd, value: &str) -> CmdResult {
 }
 
 fn cipher_list(
-    value: &str,
+    args: &[&str],
     empty_word: &str,
 ) -> Result<Vec<CipherSuite>, Box<dyn std::error::Error>> {
-    let v = value.trim();
+    if args.is_empty() {
+        return Err(format!(
+            "expected cipher names (IANA, OpenSSL, TLS13_* or TLS_CIPHER_0xNNNN) or {empty_word}"
+        )
+        .into());
+    }
+    let joined = args.join(" ");
+    let v = joined.trim();
     if v.eq_ignore_ascii_case(empty_word) {
         return Ok(Vec::new());
     }
@@ -138,14 +153,14 @@ fn cipher_list(
 }
 
 /// `TLSCiphersPrefer name...|default`
-pub fn cmd_ciphers_prefer(cmd: &mut Cmd, value: &str) -> CmdResult {
-    tls(cmd).prefer = Some(cipher_list(value, "default")?);
+pub fn cmd_ciphers_prefer(cmd: &mut Cmd, args: &[&str]) -> CmdResult {
+    tls(cmd).prefer = Some(cipher_list(args, "default")?);
     Ok(())
 }
 
 /// `TLSCiphersSuppress name...|none`
-pub fn cmd_ciphers_suppress(cmd: &mut Cmd, value: &str) -> CmdResult {
-    tls(cmd).suppress = Some(cipher_list(value, "none")?);
+pub fn cmd_ciphers_suppress(cmd: &mut Cmd, args: &[&str]) -> CmdResult {
+    tls(cmd).suppress = Some(cipher_list(args, "none")?);
     Ok(())
 }
 

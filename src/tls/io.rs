@@ -399,6 +399,9 @@ impl TlsConn {
                 Phase::Tls(conn) if conn.wants_write() => self.flush_tls()?,
                 _ => {
                     if let Err(e) = self.pull_net(f, true) {
+                        if matches!(self.phase, Phase::Failed) {
+                            return Err(e); // already logged and aborted
+                        }
                         if self.eof || e == rv::EOF {
                             return Err(self.fail(&c, "client closed during the handshake"));
                         }

@@ -69,7 +69,8 @@ pub fn global() -> Option<Arc<TlsGlobal>> {
 }
 
 const SECRET_KEY: &std::ffi::CStr = c"bastion-tls-ticket-secret";
-const SECRET_LEN: usize = 48;
+/// Bytes of the stored secret (what `TicketSecret::generate` makes; at least 32).
+const SECRET_LEN: usize = 32;
 
 /// The secret every child derives session-ticket keys from: made once by the parent and kept
 /// in the process pool, so tickets stay valid across graceful restarts and children.
@@ -80,8 +81,16 @@ fn ticket_secret(s: &Server<'_>) -> Result<TicketSecret, String> {
     }
     let secret = TicketSecret::generate().map_err(|e| e.to_string())?;
     let bytes = secret.as_bytes();
-    pool.set_userdata_bytes(SECRET_KEY, &bytes[..SECRET_LEN.min(bytes.len())]);
-    Ok(secret)
+    if bytes.len() < SECRET_LEN {
+        return Err(format!(
+            "generated secret has {} bytes, expected {SECRET_LEN}",
+            bytes.len()
+        ));
+    }
+    // Store exactly what is read back, and derive from exactly that in this process too.
+    let stored = &bytes[..SECRET_LEN];
+    pool.set_userdata_bytes(SECRET_KEY, stored);
+    TicketSecret::from_bytes(stored).map_err(|e| e.to_string())
 }
 
 fn fail(msg: String) -> Status {
@@ -216,11 +225,15 @@ pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
             .map(|c| (c.cert.clone(), c.key.clone()))
             .collect();
         let mut service_unavailable = false;
-        if files.is_empty() {
-            files = ssl::add_cert_files(&s, p)
-                .into_iter()
-                .map(|(c, k)| (c.into(), Some(k.into())))
-                .collect();
+        // Certificates other modules manage for this host (mod_md) come after its own.
+        for (c, k) in ssl::add_cert_files(&s, p) {
+            let f = (
+                std::path::PathBuf::from(c),
+                Some(std::path::PathBuf::from(k)),
+            );
+            if !files.contains(&f) {
+                files.push(f);
+            }
         }
         if files.is_empty() {
             files = ssl::add_fallback_cert_files(&s, p)
