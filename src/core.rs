@@ -132,3 +132,58 @@ pub fn test_panic_handler(r: &mut Request) -> Status {
     }
     panic!("test panic requested by {}", r.uri());
 }
+
+/// Test builds only: `SetHandler bastion-test-echo` streams the request body back, to show
+/// that bodies (Content-Length or chunked) are read and responses written in pieces.
+#[cfg(feature = "test-hooks")]
+pub fn test_echo_handler(r: &mut Request) -> Status {
+    if r.handler() != Some("bastion-test-echo") {
+        return status::DECLINED;
+    }
+    r.set_content_type("application/octet-stream");
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    {
+        let mut rd = match r.body_reader() {
+            Ok(rd) => rd,
+            Err(crate::httpd::request::BodyError::Refused(s)) => return s,
+            Err(_) => return status::BAD_REQUEST,
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match rd.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => chunks.push(buf[..n].to_vec()),
+                Err(_) => return status::BAD_REQUEST,
+            }
+        }
+    }
+    for c in chunks {
+        if r.write(&c).is_err() {
+            break;
+        }
+    }
+    status::OK
+}
+
+/// Test builds only: a mod_watchdog singleton task that logs a line every second.
+#[cfg(feature = "test-hooks")]
+pub fn test_post_config(p: &Pool, _ptemp: &Pool, _s: Server<'static>) -> Status {
+    if state::is_first_config_pass() {
+        return status::OK;
+    }
+    let tick: crate::httpd::optional::WatchdogFn = |st, _pool| {
+        tracing::info!("test watchdog {st:?} in pid {}", std::process::id());
+    };
+    match crate::httpd::optional::watchdog_singleton(
+        c"bastion-test",
+        std::time::Duration::from_secs(1),
+        p,
+        tick,
+    ) {
+        Ok(()) => status::OK,
+        Err(e) => {
+            tracing::error!("{e}");
+            status::INTERNAL_SERVER_ERROR
+        }
+    }
+}

@@ -112,5 +112,9 @@ fn register_hooks(reg: &Registrar) {
     hook!(reg, http_scheme, tls::hooks::http_scheme, Order::Middle);
     hook!(reg, default_port, tls::hooks::default_port, Order::Middle);
     #[cfg(feature = "test-hooks")]
-    hook!(reg, handler, core::test_panic_handler, Order::First);
+    {
+        hook!(reg, handler, core::test_panic_handler, Order::First);
+        hook!(reg, handler, core::test_echo_handler, Order::First);
+        hook!(reg, post_config, core::test_post_config, Order::Middle);
+    }
 }

@@ -234,3 +234,44 @@ def test_install_and_a2enmod(tmp_path):
     r = subprocess.run(["apache2ctl", "configtest"], env=env, capture_output=True, text=True)
     assert r.returncode == 0 and "Syntax OK" in r.stdout + r.stderr, r.stdout + r.stderr
     assert not Path("/etc/apache2/mods-enabled/bastion.load").exists()
+
+
+class TestBodiesAndWatchdog:
+    """Request bodies read through the httpd layer, responses written in pieces, and a
+    mod_watchdog singleton task (test-hooks build)."""
+
+    @pytest.fixture(scope="class", autouse=True, params=["event", "prefork"])
+    @classmethod
+    def server(cls, httpd_factory, request):
+        assert TEST_HOOKS_SO.exists(), f"{TEST_HOOKS_SO} is missing: run `make build-test-hooks`"
+        s = httpd_factory(module_path=TEST_HOOKS_SO, mpm=request.param, name=f"wd-{request.param}")
+        s.set_log_level("bastion", "info")
+        s.add_conf('<Location "/echo">\n  SetHandler bastion-test-echo\n</Location>\nLimitRequestBody 0')
+        s.start()
+        yield s
+        s.stop()
+
+    @pytest.mark.parametrize("size", [0, 1, 65536, 1_000_003, 20 * 1024 * 1024])
+    def test_echo_content_length(self, server, size):
+        data = os.urandom(size)
+        r = curl(server.url("/echo"), data=data, timeout=60)
+        assert r.status == 200 and r.body == data
+
+    def test_echo_chunked(self, server):
+        data = os.urandom(300_001)
+        r = curl(server.url("/echo"), data=data, headers={"Transfer-Encoding": "chunked"})
+        assert r.status == 200 and r.body == data
+
+    def test_bad_chunking_is_400(self, server):
+        from harness import raw_request
+        out = raw_request(server.http_port, b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nabc\r\n0\r\n\r\n")
+        assert out.startswith(b"HTTP/1.1 400"), out[:200]
+        server.log_allow(r"AH02555|AH01594|chunk")
+
+    def test_watchdog_singleton_runs_in_one_child(self, server):
+        server.wait_for_log(r"test watchdog Running in pid \d+", timeout=10)
+        time.sleep(2.5)
+        pids = set(re.findall(r"test watchdog (?:Starting|Running) in pid (\d+)", server.read_log()))
+        parent = server.process_stats().parent
+        assert len(pids) == 1, pids
+        assert int(pids.pop()) != parent

@@ -15,6 +15,7 @@ pub mod guard;
 pub mod hooks;
 pub mod log;
 pub mod module;
+pub mod optional;
 pub mod pool;
 pub mod request;
 pub mod server;
