@@ -5,6 +5,21 @@ use super::ffi;
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
+/// What cache to make.
+#[derive(Clone, Copy, Debug)]
+pub struct SocacheOptions<'a> {
+    /// `provider[:args]`, e.g. `shmcb:sessions(1024000)`.
+    pub spec: &'a str,
+    /// The cache's name (e.g. for the shared-memory file).
+    pub cname: &'static CStr,
+    /// The mutex type registered with [`register_mutex`].
+    pub mutex_type: &'static CStr,
+    /// A hint: the average size of a stored object.
+    pub avg_obj_size: usize,
+    /// A hint: how long objects live.
+    pub expiry_secs: u64,
+}
+
 /// A shared cache instance, created in the parent at post_config and used by every child.
 pub struct Socache {
     provider: *const ffi::ap_socache_provider_t,
@@ -69,18 +84,20 @@ impl Socache {
         .is_null()
     }
 
-    /// Creates and initializes a cache from `provider[:args]`; `cname` names it (e.g. the
-    /// shared-memory file); `mutex_type` was registered with [`register_mutex`].
+    /// Creates and initializes a cache as `opts` says, in the parent at post_config.
     pub fn create(
-        spec: &str,
-        cname: &'static CStr,
-        mutex_type: &'static CStr,
-        avg_obj_size: usize,
-        expiry_secs: u64,
+        opts: &SocacheOptions<'_>,
         s: &super::Server<'_>,
         pconf: &super::Pool<'_>,
         ptemp: &super::Pool<'_>,
     ) -> Result<Socache, String> {
+        let SocacheOptions {
+            spec,
+            cname,
+            mutex_type,
+            avg_obj_size,
+            expiry_secs,
+        } = *opts;
         let (name, arg) = match spec.split_once(':') {
             Some((n, a)) => (n, Some(a)),
             None => (spec, None),

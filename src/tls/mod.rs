@@ -138,17 +138,15 @@ fn session_store(
             return Ok((Some(Arc::new(mem)), None));
         }
     };
-    let c = Socache::create(
-        &spec,
-        c"bastion-tls-sessions",
-        cache::MUTEX_TYPE,
-        1024,
-        ttl.as_secs(),
-        main,
-        p,
-        ptemp,
-    )
-    .map_err(|e| format!("TLSSessionCache {spec}: {e}"))?;
+    let opts = crate::httpd::socache::SocacheOptions {
+        spec: &spec,
+        cname: c"bastion-tls-sessions",
+        mutex_type: cache::MUTEX_TYPE,
+        avg_obj_size: 1024,
+        expiry_secs: ttl.as_secs(),
+    };
+    let c = Socache::create(&opts, main, p, ptemp)
+        .map_err(|e| format!("TLSSessionCache {spec}: {e}"))?;
     let c = Arc::new(c);
     tracing::debug!("TLS session cache: {spec}");
     let store = SessionStore::new(cache::SocacheBackend(c.clone()), ttl);
