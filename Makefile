@@ -15,7 +15,7 @@ LIBEXECDIR  = $(shell $(APXS) -q LIBEXECDIR 2>/dev/null || echo /usr/lib/apache2
 SYSCONFDIR ?= /etc/apache2
 PYTEST_ARGS ?=
 
-.PHONY: all build build-test-hooks install uninstall setup run test test-rust test-e2e bench lint clean
+.PHONY: all build build-test-hooks build-tools install uninstall setup run test test-rust test-e2e bench lint clean
 
 all: build
 
@@ -50,7 +50,11 @@ setup:
 run: setup build
 	$(PYTHON) scripts/run_demo.py
 
-test: setup test-rust build build-test-hooks test-e2e
+test: setup test-rust build build-test-hooks build-tools test-e2e
+
+# Test clients built from this workspace (a rustls client for post-quantum handshakes).
+build-tools:
+	$(CARGO) build --release -p bastion-tlsprobe
 
 test-rust:
 	$(CARGO) test --workspace --release

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from harness import curl, openssl_s_client, raw_request
+from harness import REPO_ROOT, curl, openssl_s_client, raw_request
 
 ENV_CGI = """#!/usr/bin/python3
 import json, os
@@ -573,3 +573,37 @@ def test_session_cache_spec_errors(httpd_factory, certs):
         s.start()
     assert 'TLSSessionCache nosuchprovider:x: no socache provider "nosuchprovider" is loaded' in str(e.value)
     s.log_allow(r"TLSSessionCache nosuchprovider", r"AH00016", r"AH00020")
+
+
+TLSPROBE = REPO_ROOT / "target" / "release" / "bastion-tlsprobe"
+
+
+class TestPostQuantum:
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def server(cls, httpd_factory, certs, cert_authority):
+        s = TlsServer.make(httpd_factory, certs, name="pq", extra_modules=("http2",), extra_global="Protocols h2 http/1.1")
+        s.ca = cert_authority.cert_path
+        s.start()
+        yield s
+        s.stop()
+
+    def _probe(self, server, *args):
+        assert TLSPROBE.exists(), f"{TLSPROBE} is missing: run `make build-tools`"
+        p = subprocess.run([str(TLSPROBE), "--port", str(server.https_port), "--ca", str(server.ca), *args],
+                           capture_output=True, text=True, timeout=20)
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout)
+
+    def test_x25519mlkem768_negotiated(self, server):
+        r = self._probe(server, "--sni", "a.test", "--path", "/index.html")
+        assert r["group"] == "X25519MLKEM768", r
+        assert r["protocol"] == "TLSv1_3" and r["status"] == "HTTP/1.1 200 OK", r
+
+    def test_pq_with_rsa_certificate_and_alpn(self, server):
+        r = self._probe(server, "--sni", "b.test", "--alpn", "http/1.1", "--path", "/index.html")
+        assert r["group"] == "X25519MLKEM768" and r["alpn"] == "http/1.1" and r["status"] == "HTTP/1.1 200 OK", r
+
+    def test_classic_clients_still_get_x25519(self, server):
+        s = openssl_s_client("a.test", server.https_port, args=("-groups", "X25519"))
+        assert s.handshake_ok and re.search(r"Server Temp Key: X25519", s.stdout), s.stdout[-1500:]
