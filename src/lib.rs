@@ -9,6 +9,8 @@ pub mod httpd;
 
 mod config;
 mod core;
+#[cfg(feature = "test-hooks")]
+mod testhooks;
 mod tls;
 
 pub use config::{DirConf, ServerConf};
@@ -116,5 +118,30 @@ fn register_hooks(reg: &Registrar) {
         hook!(reg, handler, core::test_panic_handler, Order::First);
         hook!(reg, handler, core::test_echo_handler, Order::First);
         hook!(reg, post_config, core::test_post_config, Order::Middle);
+        hook!(
+            reg,
+            ssl_add_cert_files,
+            testhooks::add_cert_files,
+            Order::Middle
+        );
+        hook!(
+            reg,
+            ssl_add_fallback_cert_files,
+            testhooks::add_fallback_cert_files,
+            Order::Middle
+        );
+        hook!(
+            reg,
+            ssl_answer_challenge,
+            testhooks::answer_challenge,
+            Order::Middle
+        );
+        hook!(reg, ssl_ocsp_prime, testhooks::ocsp_prime, Order::Middle);
+        hook!(
+            reg,
+            ssl_ocsp_get_resp,
+            testhooks::ocsp_get_resp,
+            Order::Middle
+        );
     }
 }

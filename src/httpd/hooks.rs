@@ -223,7 +223,11 @@ pub mod run {
 /// Also: `ssl_conn_is_ssl`: `fn(Conn) -> bool`; `ssl_var_lookup`:
 /// `fn(Option<Conn>, Option<&Request>, &str) -> Option<String>`; `http_scheme`:
 /// `fn(Conn) -> Option<&'static CStr>`; `default_port`: `fn(Conn) -> Option<u16>` (these run
-/// for the request's connection).
+/// for the request's connection). SSL providers: `ssl_add_cert_files` and
+/// `ssl_add_fallback_cert_files`: `fn(Server, &Pool) -> Vec<(cert, key)>`;
+/// `ssl_answer_challenge`: `fn(Conn, &str) -> Option<(cert_pem, key_pem)>`; `ssl_ocsp_prime`:
+/// `fn(Server, &Pool, id: &[u8], pem: &str) -> bool`; `ssl_ocsp_get_resp`:
+/// `fn(Server, Conn, id: &[u8]) -> Option<Vec<u8>>`.
 #[macro_export]
 macro_rules! hook {
     (@names) => { ::std::ptr::null() };
@@ -303,6 +307,51 @@ macro_rules! hook {
         let (pre, succ, order) = ($pre, $succ, $o);
         // SAFETY: registering a hook during register_hooks with static ordering lists.
         unsafe { $crate::httpd::ffi::ap_hook_default_port(Some(t), pre, succ, order) }
+    }};
+    (@reg ssl_add_cert_files, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
+        unsafe extern "C" fn t(s: *mut $crate::httpd::ffi::server_rec, p: *mut $crate::httpd::ffi::apr_pool_t, c: *mut $crate::httpd::ffi::apr_array_header_t, k: *mut $crate::httpd::ffi::apr_array_header_t) -> ::std::os::raw::c_int {
+            // SAFETY: httpd passes live records and arrays.
+            unsafe { $crate::httpd::ssl::run::add_cert_files(s, p, c, k, $f) }
+        }
+        let (pre, succ, order) = ($pre, $succ, $o);
+        // SAFETY: registering a hook during register_hooks with static ordering lists.
+        unsafe { $crate::httpd::ffi::ap_hook_ssl_add_cert_files(Some(t), pre, succ, order) }
+    }};
+    (@reg ssl_add_fallback_cert_files, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
+        unsafe extern "C" fn t(s: *mut $crate::httpd::ffi::server_rec, p: *mut $crate::httpd::ffi::apr_pool_t, c: *mut $crate::httpd::ffi::apr_array_header_t, k: *mut $crate::httpd::ffi::apr_array_header_t) -> ::std::os::raw::c_int {
+            // SAFETY: httpd passes live records and arrays.
+            unsafe { $crate::httpd::ssl::run::add_cert_files(s, p, c, k, $f) }
+        }
+        let (pre, succ, order) = ($pre, $succ, $o);
+        // SAFETY: registering a hook during register_hooks with static ordering lists.
+        unsafe { $crate::httpd::ffi::ap_hook_ssl_add_fallback_cert_files(Some(t), pre, succ, order) }
+    }};
+    (@reg ssl_answer_challenge, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
+        unsafe extern "C" fn t(c: *mut $crate::httpd::ffi::conn_rec, n: *const ::std::os::raw::c_char, pc: *mut *const ::std::os::raw::c_char, pk: *mut *const ::std::os::raw::c_char) -> ::std::os::raw::c_int {
+            // SAFETY: httpd passes a live connection and out-pointers.
+            unsafe { $crate::httpd::ssl::run::answer_challenge(c, n, pc, pk, $f) }
+        }
+        let (pre, succ, order) = ($pre, $succ, $o);
+        // SAFETY: registering a hook during register_hooks with static ordering lists.
+        unsafe { $crate::httpd::ffi::ap_hook_ssl_answer_challenge(Some(t), pre, succ, order) }
+    }};
+    (@reg ssl_ocsp_prime, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
+        unsafe extern "C" fn t(s: *mut $crate::httpd::ffi::server_rec, p: *mut $crate::httpd::ffi::apr_pool_t, id: *const ::std::os::raw::c_char, len: $crate::httpd::ffi::apr_size_t, pem: *const ::std::os::raw::c_char) -> ::std::os::raw::c_int {
+            // SAFETY: httpd passes live records.
+            unsafe { $crate::httpd::ssl::run::ocsp_prime(s, p, id, len, pem, $f) }
+        }
+        let (pre, succ, order) = ($pre, $succ, $o);
+        // SAFETY: registering a hook during register_hooks with static ordering lists.
+        unsafe { $crate::httpd::ffi::ap_hook_ssl_ocsp_prime_hook(Some(t), pre, succ, order) }
+    }};
+    (@reg ssl_ocsp_get_resp, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
+        unsafe extern "C" fn t(s: *mut $crate::httpd::ffi::server_rec, c: *mut $crate::httpd::ffi::conn_rec, id: *const ::std::os::raw::c_char, len: $crate::httpd::ffi::apr_size_t, cb: $crate::httpd::ffi::ap_ssl_ocsp_copy_resp, ud: *mut ::std::ffi::c_void) -> ::std::os::raw::c_int {
+            // SAFETY: httpd passes live records and a callback.
+            unsafe { $crate::httpd::ssl::run::ocsp_get_resp(s, c, id, len, cb, ud, $f) }
+        }
+        let (pre, succ, order) = ($pre, $succ, $o);
+        // SAFETY: registering a hook during register_hooks with static ordering lists.
+        unsafe { $crate::httpd::ffi::ap_hook_ssl_ocsp_get_resp_hook(Some(t), pre, succ, order) }
     }};
     (@reg pre_config, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
         unsafe extern "C" fn t(p: *mut $crate::httpd::ffi::apr_pool_t, _plog: *mut $crate::httpd::ffi::apr_pool_t, _ptemp: *mut $crate::httpd::ffi::apr_pool_t) -> ::std::os::raw::c_int {

@@ -358,11 +358,25 @@ impl TlsConn {
         if let Some(r) = &vhost.built.resolver
             && let Some(k) = r.select(&schemes)
         {
-            self.settled.cert_index = r
+            let idx = r
                 .keys()
                 .iter()
                 .position(|x| Arc::ptr_eq(x, &k))
                 .unwrap_or(0);
+            self.settled.cert_index = idx;
+            // OCSP stapling: the provider's current response; the resolver's key is replaced
+            // only when the response changed (never cloned per handshake).
+            if let Some(Some(id)) = vhost.ocsp_ids.get(idx)
+                && let Some(der) = ssl::ocsp_get_resp(&server, c, id)
+                && k.ocsp.as_deref() != Some(der.as_slice())
+            {
+                tracing::debug!(
+                    "TLS: new OCSP response ({} bytes) for certificate {idx} of {}",
+                    der.len(),
+                    vhost.name
+                );
+                let _ = r.set_ocsp(idx, Some(der));
+            }
         }
         self.vhost = Some(vhost);
         self.accept(c, accepted, config)

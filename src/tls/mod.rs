@@ -36,6 +36,9 @@ pub struct Vhost {
     pub strict_sni: bool,
     /// What the certificates say, in resolver order (for SSL_SERVER_* variables).
     pub cert_infos: Vec<Arc<CertInfo>>,
+    /// Per certificate: the id it is primed under for OCSP stapling (another module, e.g.
+    /// mod_md, fetches the responses), or `None`.
+    pub ocsp_ids: Vec<Option<Vec<u8>>>,
 }
 
 /// Module-wide TLS state.
@@ -168,6 +171,25 @@ pub fn child_init(p: &Pool, _s: Server<'static>) {
     }
 }
 
+/// The `CERTIFICATE` blocks of a PEM text (never its private key).
+fn certificate_blocks(pem: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in pem.lines() {
+        if line.starts_with("-----BEGIN CERTIFICATE-----") {
+            inside = true;
+        }
+        if inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+        if line.starts_with("-----END CERTIFICATE-----") {
+            inside = false;
+        }
+    }
+    out
+}
+
 /// post_config: builds one rustls config per TLS virtual host (second pass only).
 pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
     if state::is_first_config_pass() {
@@ -292,6 +314,16 @@ pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
         for w in &built.warnings {
             tracing::warn!("virtual host {name}: {w}");
         }
+        // OCSP: offer every certificate (without its key) to the stapling providers.
+        let ocsp_ids = files
+            .iter()
+            .map(|(cert, _)| {
+                let pem = std::fs::read_to_string(cert).ok()?;
+                let certs_only = certificate_blocks(&pem);
+                let id = cert.to_string_lossy().into_owned().into_bytes();
+                ssl::ocsp_prime(&s, p, &id, &certs_only).then_some(id)
+            })
+            .collect();
         let fingerprint = format!(
             "{:?}|{:?}|{:?}",
             files,
@@ -306,6 +338,7 @@ pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
             fingerprint,
             strict_sni: conf.strict_sni.unwrap_or(true),
             cert_infos: infos,
+            ocsp_ids,
         };
         let _ = conf.runtime.set(Arc::new(vhost));
         count += 1;
