@@ -36,7 +36,7 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 PY=${PYTHON:-python3}
-if ! "$PY" -c 'import pytest, cryptography' 2>/dev/null; then
+if ! "$PY" -c 'import pytest, cryptography, websockets' 2>/dev/null; then
   echo "setup: installing Python test packages"
   "$PY" -m pip install -q --disable-pip-version-check -r tests/requirements.txt \
     || "$PY" -m pip install -q --disable-pip-version-check --break-system-packages -r tests/requirements.txt

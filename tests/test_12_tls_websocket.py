@@ -1,0 +1,86 @@
+"""WebSockets through the TLS filter and mod_proxy: frames of 1 MiB in both directions
+(mod_tls#15: large frames still drop there)."""
+
+import asyncio
+import os
+import ssl
+import threading
+
+import pytest
+import websockets
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import serve
+
+from harness import free_port
+
+
+@pytest.fixture(scope="module")
+def ws_backend():
+    """An echo WebSocket server on 127.0.0.1 (plain ws, behind the proxy)."""
+    port = free_port()
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    stop = asyncio.Event()
+
+    async def echo(ws):
+        async for msg in ws:
+            await ws.send(msg)
+
+    async def main():
+        async with serve(echo, "127.0.0.1", port, max_size=8 * 1024 * 1024):
+            ready.set()
+            await stop.wait()
+
+    t = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
+    t.start()
+    assert ready.wait(10)
+    yield port
+    loop.call_soon_threadsafe(stop.set)
+    t.join(10)
+
+
+class TestWebSocket:
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def server(cls, httpd_factory, cert_authority, ws_backend):
+        c = cert_authority.issue(["ws.test"], key_type="ec")
+        s = httpd_factory()
+        s.add_modules("proxy", "proxy_http")
+        port = s.port("https")
+        s.https_port = port
+        s.ca = cert_authority.cert_path
+        s.add_conf(f"""
+Listen 127.0.0.1:{port}
+TLSEngine 127.0.0.1:{port}
+<VirtualHost 127.0.0.1:{port}>
+  ServerName ws.test
+  TLSCertificate {c.cert} {c.key}
+  ProxyPass "/ws/" "http://127.0.0.1:{ws_backend}/" upgrade=websocket
+</VirtualHost>
+""")
+        s.start()
+        yield s
+        s.stop()
+
+    def _run(self, server, sizes):
+        ctx = ssl.create_default_context(cafile=str(server.ca))
+        ctx.check_hostname = False  # we connect to 127.0.0.1 and send SNI ws.test below
+
+        async def go():
+            async with connect(f"wss://127.0.0.1:{server.https_port}/ws/", ssl=ctx, server_hostname="ws.test",
+                               max_size=8 * 1024 * 1024, open_timeout=10, close_timeout=5) as ws:
+                for n in sizes:
+                    data = os.urandom(n)
+                    await ws.send(data)
+                    got = await asyncio.wait_for(ws.recv(), 20)
+                    assert got == data, (n, len(got))
+        asyncio.run(go())
+
+    def test_small_frames(self, server):
+        self._run(server, [1, 100, 1000, 16 * 1024])
+
+    def test_one_mib_frames_both_ways(self, server):
+        self._run(server, [1024 * 1024] * 4)
+
+    def test_mixed_sizes_on_one_connection(self, server):
+        self._run(server, [3, 1024 * 1024 + 7, 5, 256 * 1024, 2 * 1024 * 1024, 1])
