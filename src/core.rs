@@ -10,6 +10,11 @@ use crate::httpd::{Pool, Request, Server, Status, module, state, status};
 pub struct CoreServerConf {
     /// Heading of the info page (`BastionStatusTitle`).
     pub status_title: Option<String>,
+    /// Test builds only: `<BastionTestSection>` contents, and the one being read.
+    #[cfg(feature = "test-hooks")]
+    pub test_sections: Vec<(String, Vec<Vec<String>>)>,
+    #[cfg(feature = "test-hooks")]
+    pub test_open: Option<usize>,
 }
 
 impl CoreServerConf {
@@ -20,6 +25,10 @@ impl CoreServerConf {
                 .status_title
                 .clone()
                 .or_else(|| base.status_title.clone()),
+            #[cfg(feature = "test-hooks")]
+            test_sections: [base.test_sections.clone(), add.test_sections.clone()].concat(),
+            #[cfg(feature = "test-hooks")]
+            test_open: None,
         }
     }
 }

@@ -44,6 +44,13 @@ directives! {
               c"TLSSessionCache none|default|provider[:args]: the shared TLS session cache"),
         take_argv(c"TLSOptions", OR_OPTIONS, tls::conf::cmd_options,
               c"TLSOptions [+|-]StdEnvVars|ExportCertData|Defaults ..."),
+        // Test builds only: a container and a TAKE123 directive inside it.
+        #[cfg(feature = "test-hooks")]
+        raw_args(c"<BastionTestSection", RSRC_CONF, testhooks::cmd_section,
+              c"<BastionTestSection name ...>"),
+        #[cfg(feature = "test-hooks")]
+        take123(c"BastionTestItem", RSRC_CONF, testhooks::cmd_item,
+              c"BastionTestItem a [b [c]] (inside <BastionTestSection>)"),
     ];
 }
 
@@ -118,6 +125,7 @@ fn register_hooks(reg: &Registrar) {
         hook!(reg, handler, core::test_panic_handler, Order::First);
         hook!(reg, handler, core::test_echo_handler, Order::First);
         hook!(reg, post_config, core::test_post_config, Order::Middle);
+        hook!(reg, handler, testhooks::sections_handler, Order::First);
         hook!(
             reg,
             ssl_add_cert_files,

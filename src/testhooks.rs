@@ -69,3 +69,56 @@ pub fn ocsp_get_resp(_s: Server, _c: Conn, id: &[u8]) -> Option<Vec<u8>> {
     let only = std::fs::read_to_string(d.join("ocsp.for")).ok()?;
     (only.trim().as_bytes() == id).then(|| std::fs::read(d.join("ocsp.der")).ok())?
 }
+
+/// `<BastionTestSection name ...>`: records the section and reads the directives inside it.
+pub fn cmd_section(cmd: &mut crate::httpd::cmd::Cmd, raw: &str) -> crate::httpd::cmd::CmdResult {
+    let args = cmd.container_args(raw)?.to_string();
+    if args.is_empty() {
+        return Err("expected a name: <BastionTestSection name>".into());
+    }
+    {
+        let core = &mut cmd.server_config::<crate::ServerConf>().core;
+        core.test_sections.push((args, Vec::new()));
+        core.test_open = Some(core.test_sections.len() - 1);
+    }
+    let r = cmd.walk_nested();
+    cmd.server_config::<crate::ServerConf>().core.test_open = None;
+    r
+}
+
+/// `BastionTestItem a [b [c]]`, only inside `<BastionTestSection>`.
+pub fn cmd_item(
+    cmd: &mut crate::httpd::cmd::Cmd,
+    a: &str,
+    b: Option<&str>,
+    c: Option<&str>,
+) -> crate::httpd::cmd::CmdResult {
+    let core = &mut cmd.server_config::<crate::ServerConf>().core;
+    let Some(i) = core.test_open else {
+        return Err("only allowed inside <BastionTestSection>".into());
+    };
+    core.test_sections[i].1.push(
+        [Some(a), b, c]
+            .into_iter()
+            .flatten()
+            .map(str::to_string)
+            .collect(),
+    );
+    Ok(())
+}
+
+/// `SetHandler bastion-test-sections`: the sections read, one line each.
+pub fn sections_handler(r: &mut crate::httpd::Request) -> crate::httpd::Status {
+    if r.handler() != Some("bastion-test-sections") {
+        return crate::httpd::status::DECLINED;
+    }
+    let conf = r.server().config::<crate::ServerConf>();
+    let mut out = String::new();
+    for (name, items) in &conf.core.test_sections {
+        let items: Vec<String> = items.iter().map(|i| i.join(",")).collect();
+        out.push_str(&format!("{name}: {}\n", items.join(" | ")));
+    }
+    r.set_content_type("text/plain");
+    let _ = r.write(out.as_bytes());
+    crate::httpd::status::OK
+}

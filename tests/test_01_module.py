@@ -275,3 +275,49 @@ class TestBodiesAndWatchdog:
         parent = server.process_stats().parent
         assert len(pids) == 1, pids
         assert int(pids.pop()) != parent
+
+
+class TestSectionsAndTake123:
+    """`<Section>` containers with nested TAKE123 directives (test-hooks build)."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def server(cls, httpd_factory):
+        assert TEST_HOOKS_SO.exists(), f"{TEST_HOOKS_SO} is missing: run `make build-test-hooks`"
+        return httpd_factory(module_path=TEST_HOOKS_SO, name="sections")
+
+    def test_nested_directives_are_read(self, server):
+        server.clear_conf()
+        server.add_conf("""
+<BastionTestSection first one>
+  BastionTestItem a
+  BastionTestItem a b
+  BastionTestItem a b c
+</BastionTestSection>
+<BastionTestSection second>
+</BastionTestSection>
+<Location "/sections">
+  SetHandler bastion-test-sections
+</Location>
+""")
+        server.start()
+        try:
+            r = curl(server.url("/sections"))
+            assert r.status == 200
+            assert r.text == "first one: a | a,b | a,b,c\nsecond: \n"
+        finally:
+            server.stop()
+
+    @pytest.mark.parametrize("snippet,expect", [
+        ("<BastionTestSection x\n</BastionTestSection>", "<BastionTestSection> directive missing closing '>'"),
+        ("<BastionTestSection>\n</BastionTestSection>", "<BastionTestSection: expected a name"),
+        ("BastionTestItem a", "BastionTestItem: only allowed inside <BastionTestSection>"),
+        ("<BastionTestSection x>\n  BastionTestItem a b c d\n</BastionTestSection>", "\nBastionTestItem takes one, two or three arguments, BastionTestItem a [b [c]]"),
+    ])
+    def test_errors(self, server, snippet, expect):
+        server.clear_conf()
+        server.add_conf(snippet)
+        server.write_config()
+        rc, out = server.configtest()
+        assert rc != 0 and expect in out, out
+        assert re.search(r"Syntax error on line \d+ of ", out), out

@@ -199,10 +199,22 @@ impl Cmd {
         // SAFETY: NULL or a message.
         match unsafe { super::cstr(err) } {
             None => Ok(()),
-            Some(m) => Err(m.to_string().into()),
+            Some(m) => Err(Box::new(Nested(m.to_string()))),
         }
     }
 }
+
+/// An error of a directive nested in a container: already complete, not prefixed again.
+#[derive(Debug)]
+struct Nested(String);
+
+impl std::fmt::Display for Nested {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Nested {}
 
 /// Turns a handler's outcome into what httpd expects: NULL, or "Name: message" in the pool.
 ///
@@ -223,8 +235,11 @@ pub unsafe fn finish(
     );
     match res {
         Ok(()) => std::ptr::null(),
-        // httpd's own context messages already start with the directive's name.
-        Err(e) if e.to_string().starts_with(&name) => cmd.pool().pstrdup(&e.to_string()),
+        // httpd's own context messages already start with the directive's name, and errors
+        // of nested directives are complete.
+        Err(e) if e.is::<Nested>() || e.to_string().starts_with(&name) => {
+            cmd.pool().pstrdup(&e.to_string())
+        }
         Err(e) => cmd.pool().pstrdup(&format!("{name}: {e}")),
     }
 }
@@ -244,15 +259,15 @@ pub unsafe fn arg<'a>(p: *const c_char) -> Result<&'a str, Box<dyn std::error::E
         .map_err(|_| "argument is not valid UTF-8".into())
 }
 
-/// Builds a directive table. Forms: `take1`, `take2`, `take12`, `take123`, `flag`, `iterate`,
+/// Builds a directive table; entries may carry `#[cfg(...)]`. Forms: `take1`, `take2`, `take12`, `take123`, `flag`, `iterate`,
 /// `raw_args` (also for `<Section` containers) and `take_argv`, each as
 /// `form(c"Name", context, handler, c"expected form")`.
 #[macro_export]
 macro_rules! directives {
-    ($vis:vis static $NAME:ident = [ $( $form:ident ( $name:expr, $ctx:expr, $handler:path, $help:expr ) ),* $(,)? ];) => {
-        $vis static $NAME: $crate::httpd::cmd::CommandTable<{ [$( stringify!($form) ),*].len() + 1 }> =
+    ($vis:vis static $NAME:ident = [ $( $(#[$meta:meta])* $form:ident ( $name:expr, $ctx:expr, $handler:path, $help:expr ) ),* $(,)? ];) => {
+        $vis static $NAME: $crate::httpd::cmd::CommandTable<{ [$( $(#[$meta])* stringify!($form) ),*].len() + 1 }> =
             $crate::httpd::cmd::CommandTable([
-                $( $crate::directives!(@one $form, $name, $ctx, $handler, $help), )*
+                $( $(#[$meta])* $crate::directives!(@one $form, $name, $ctx, $handler, $help), )*
                 $crate::httpd::ffi::command_rec {
                     name: ::std::ptr::null(),
                     func: $crate::httpd::ffi::cmd_func { no_args: None },
