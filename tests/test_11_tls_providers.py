@@ -110,7 +110,7 @@ TLSEngine 127.0.0.1:{port}
         assert r.handshake_ok
         assert "OCSP Response Status: successful" in r.stdout, r.stdout[:2000]
         assert "Cert Status: good" in r.stdout
-        server.wait_for_log(r"new OCSP response \(\d+ bytes\) for certificate 0 of own\.test")
+        server.wait_for_log(r"new OCSP response \(\d+ bytes\) for certificate 0 of own\.test", since=0)
 
     def test_no_staple_without_provider_response(self, server):
         r = openssl_s_client("provided.test", server.https_port, args=("-status",))

@@ -62,7 +62,33 @@ pub struct TlsConn {
     plain_pos: usize,
     eof: bool,
     first_bytes: bool,
-    scratch: Vec<u8>,
+}
+
+/// Plaintext buffer capacity kept between reads.
+const PLAIN_KEEP: usize = 4 * 1024;
+
+/// Appends what rustls writes to a brigade, as heap buckets.
+struct BrigadeWriter<'a> {
+    bb: &'a mut Brigade,
+    written: &'a mut usize,
+}
+
+impl Write for BrigadeWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bb.push_copy(buf);
+        *self.written += buf.len();
+        Ok(buf.len())
+    }
+    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        let mut n = 0;
+        for b in bufs {
+            n += self.write(b)?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A failed connection: the status to return (the connection is aborted).
@@ -83,7 +109,6 @@ impl TlsConn {
             plain_pos: 0,
             eof: false,
             first_bytes: true,
-            scratch: Vec::with_capacity(OUT_CHUNK + 1024),
         }
     }
 
@@ -99,7 +124,12 @@ impl TlsConn {
     fn consume(&mut self, n: usize) {
         self.plain_pos += n;
         if self.plain_pos >= self.plain.len() {
-            self.plain.clear();
+            // Idle connections should not keep a large buffer around.
+            if self.plain.capacity() > PLAIN_KEEP {
+                self.plain = Vec::new();
+            } else {
+                self.plain.clear();
+            }
             self.plain_pos = 0;
         }
     }
@@ -115,16 +145,17 @@ impl TlsConn {
 
     /// Moves pending TLS records from rustls to `self.out`.
     fn collect_tls(&mut self) -> Result<(), Fail> {
-        let Phase::Tls(conn) = &mut self.phase else {
+        let TlsConn { phase, out, out_bytes, .. } = self;
+        let Phase::Tls(conn) = phase else {
             return Ok(());
         };
+        // Records go from rustls' buffer straight into heap buckets: one copy, no scratch
+        // buffer kept per connection.
+        let mut w = BrigadeWriter { bb: out, written: out_bytes };
         while conn.wants_write() {
-            self.scratch.clear();
-            if conn.write_tls(&mut self.scratch).is_err() {
+            if conn.write_tls(&mut w).is_err() {
                 return Err(rv::EGENERAL);
             }
-            self.out.push_copy(&self.scratch);
-            self.out_bytes += self.scratch.len();
         }
         Ok(())
     }
@@ -177,12 +208,9 @@ impl TlsConn {
                     b.delete();
                 }
                 Kind::Data => {
-                    let data = match b.read(true) {
-                        Ok(d) => d.to_vec(),
-                        Err(e) => return Err(e),
-                    };
+                    let data = b.read(true)?;
+                    self.feed(&c, data)?;
                     b.delete();
-                    self.feed(&c, &data)?;
                 }
                 _ => b.delete(),
             }
