@@ -118,6 +118,7 @@ fn register_hooks(reg: &Registrar) {
     hook!(reg, fixups, tls::hooks::fixups, Order::Middle);
     hook!(reg, ssl_conn_is_ssl, tls::hooks::conn_is_ssl, Order::Middle);
     hook!(reg, ssl_var_lookup, tls::hooks::var_lookup, Order::Middle);
+    httpd::expr::provide_ssl(reg);
     hook!(reg, http_scheme, tls::hooks::http_scheme, Order::Middle);
     hook!(reg, default_port, tls::hooks::default_port, Order::Middle);
     #[cfg(feature = "test-hooks")]

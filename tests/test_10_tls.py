@@ -92,6 +92,10 @@ LimitRequestBody 0
     TLSOptions +StdEnvVars
   </Location>
   Header always set X-Proto "%{SSL_PROTOCOL}s"
+  Header always set X-Expr-Proto "expr=%{SSL:SSL_PROTOCOL}"
+  <Location "/tls13-only">
+    Require expr "%{SSL_PROTOCOL} == 'TLSv1.3'"
+  </Location>
   RewriteEngine on
   RewriteCond %{HTTPS} =on
   RewriteCond %{SSL:SSL_PROTOCOL} ^(TLSv1\\.[23])$
@@ -236,6 +240,15 @@ class TestVariables:
     def test_tlsoptions_per_location(self, server):
         env = get(server, "a.test", "/vars-std/../cgi-bin/env.py").json()
         assert "SSL_SESSION_RESUMED" not in env
+
+    def test_ap_expr_sees_ssl_variables(self, server):
+        r = get(server, "a.test", "/index.html")
+        assert r.headers["x-expr-proto"] == "TLSv1.3"
+        # Require expr on SSL_PROTOCOL: allowed with TLS 1.3 (then 404: no such file), denied with 1.2.
+        assert get(server, "a.test", "/tls13-only").status == 404
+        r12 = curl(f"https://a.test:{server.https_port}/tls13-only", "--tls-max", "1.2", resolve=True, cacert=server.ca)
+        assert r12.status == 403
+        server.log_allow(r"AH01630")  # authz denial log line
 
     def test_mod_headers_and_rewrite_see_tls(self, server):
         r = get(server, "a.test", "/rewrite-check")

@@ -9,6 +9,7 @@ pub mod brigade;
 pub mod cmd;
 pub mod config;
 pub mod conn;
+pub mod expr;
 pub mod ffi;
 pub mod filter;
 pub mod guard;

@@ -145,13 +145,21 @@ impl TlsConn {
 
     /// Moves pending TLS records from rustls to `self.out`.
     fn collect_tls(&mut self) -> Result<(), Fail> {
-        let TlsConn { phase, out, out_bytes, .. } = self;
+        let TlsConn {
+            phase,
+            out,
+            out_bytes,
+            ..
+        } = self;
         let Phase::Tls(conn) = phase else {
             return Ok(());
         };
         // Records go from rustls' buffer straight into heap buckets: one copy, no scratch
         // buffer kept per connection.
-        let mut w = BrigadeWriter { bb: out, written: out_bytes };
+        let mut w = BrigadeWriter {
+            bb: out,
+            written: out_bytes,
+        };
         while conn.wants_write() {
             if conn.write_tls(&mut w).is_err() {
                 return Err(rv::EGENERAL);
