@@ -110,21 +110,22 @@ LimitRequestBody 0
         return s
 
 
+@pytest.fixture(scope="class")
+def server(httpd_factory, certs, cert_authority):
+    """The default TLS server of a test class (classes with other settings override it)."""
+    s = TlsServer.make(httpd_factory, certs)
+    s.ca = cert_authority.cert_path
+    s.start()
+    yield s
+    s.stop()
+
+
 def get(server, host, path, **kw):
     kw.setdefault("cacert", server.ca)
     return curl(f"https://{host}:{server.https_port}{path}", resolve=True, **kw)
 
 
 class TestSniAndRequests:
-    @pytest.fixture(scope="class", autouse=True)
-    @classmethod
-    def server(cls, httpd_factory, certs, cert_authority):
-        s = TlsServer.make(httpd_factory, certs)
-        s.ca = cert_authority.cert_path
-        s.start()
-        yield s
-        s.stop()
-
     def test_sni_selects_vhost_and_certificate(self, server):
         for host in ("a.test", "b.test", "c.test"):
             r = get(server, host, "/index.html")
@@ -204,15 +205,6 @@ class TestSniAndRequests:
 
 
 class TestVariables:
-    @pytest.fixture(scope="class", autouse=True)
-    @classmethod
-    def server(cls, httpd_factory, certs, cert_authority):
-        s = TlsServer.make(httpd_factory, certs)
-        s.ca = cert_authority.cert_path
-        s.start()
-        yield s
-        s.stop()
-
     def test_always_set(self, server):
         env = get(server, "a.test", "/cgi-bin/env.py").json()
         assert env["HTTPS"] == "on"
@@ -259,15 +251,6 @@ class TestVariables:
 
 
 class TestProtocolsAndCiphers:
-    @pytest.fixture(scope="class", autouse=True)
-    @classmethod
-    def server(cls, httpd_factory, certs, cert_authority):
-        s = TlsServer.make(httpd_factory, certs)
-        s.ca = cert_authority.cert_path
-        s.start()
-        yield s
-        s.stop()
-
     def test_tls12_allowed_by_default(self, server):
         s = openssl_s_client("a.test", server.https_port, args=("-tls1_2",))
         assert s.handshake_ok and s.protocol == "TLSv1.2"
