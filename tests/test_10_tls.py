@@ -189,6 +189,24 @@ class TestSniAndRequests:
         n, digest = r.text.split()
         assert int(n) == len(data) and digest == hashlib.sha256(data).hexdigest()
 
+    def test_pipelined_requests_in_one_record(self, server):
+        # Several requests arrive in one TLS record: the later ones wait decrypted in the filter,
+        # and must be served without waiting for more network input.
+        ctx = ssl.create_default_context(cafile=str(server.ca))
+        with socket.create_connection(("127.0.0.1", server.https_port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="a.test") as t:
+                req = b"GET /index.html HTTP/1.1\r\nHost: a.test\r\n\r\n"
+                t.sendall(req * 3 + req.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+                t.settimeout(5)
+                data, t0 = b"", time.monotonic()
+                while True:
+                    chunk = t.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+        assert data.count(b"HTTP/1.1 200 OK") == 4, data[:500]
+        assert time.monotonic() - t0 < 3
+
     def test_plain_http_on_tls_port_gets_400(self, server):
         out = raw_request(server.https_port, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n", timeout=5)
         assert out.startswith(b"HTTP/1.1 400 Bad Request"), out
