@@ -30,6 +30,25 @@ def free_port(preferred: int) -> int:
     raise SystemExit("no free port on 127.0.0.1")
 
 
+def make_certificate(conf_dir: Path) -> None:
+    """A throwaway CA and a certificate for localhost/127.0.0.1 (kept across runs)."""
+    if (conf_dir / "demo-cert.pem").exists():
+        return
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True)
+    ca_key, ca = conf_dir / "demo-ca.key", conf_dir / "demo-ca.pem"
+    key, csr, cert = conf_dir / "demo-key.pem", conf_dir / "demo.csr", conf_dir / "demo-cert.pem"
+    ext = conf_dir / "demo.ext"
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", str(ca_key), "-out", str(ca), "-days", "30", "-subj", "/CN=mod_bastion demo CA")
+    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", str(key), "-out", str(csr), "-subj", "/CN=localhost")
+    ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run("openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+        "-CAcreateserial", "-out", str(cert), "-days", "30", "-extfile", str(ext))
+    for k in (ca_key, key):
+        k.chmod(0o600)
+
+
 def main() -> int:
     if not SO.exists():
         print(f"run_demo: {SO} is missing: run `make` first", file=sys.stderr)
@@ -40,6 +59,8 @@ def main() -> int:
     for p in (ROOT / "build", sr, sr / "htdocs"):
         p.chmod(0o755)
     http_port = free_port(int(os.environ.get("DEMO_HTTP_PORT", "8080")))
+    https_port = free_port(int(os.environ.get("DEMO_HTTPS_PORT", "8443")))
+    make_certificate(sr / "conf")
     (sr / "htdocs" / "index.html").write_text(
         "<!DOCTYPE html><html><head><title>mod_bastion demo</title></head><body>"
         "<h1>mod_bastion demo</h1><p>See <a href='/bastion-info'>/bastion-info</a>.</p>"
@@ -49,6 +70,7 @@ def main() -> int:
     for k, v in {
         "@SERVER_ROOT@": str(sr),
         "@HTTP_PORT@": str(http_port),
+        "@HTTPS_PORT@": str(https_port),
         "@MODULES@": MODULES,
         "@BASTION_SO@": str(SO),
     }.items():
@@ -64,7 +86,9 @@ def main() -> int:
     print(f"mod_bastion demo (ServerRoot {sr})")
     print(f"  http://127.0.0.1:{http_port}/")
     print(f"  http://127.0.0.1:{http_port}/bastion-info")
+    print(f"  https://localhost:{https_port}/bastion-info   (TLS by rustls; HTTP/2)")
     print(f"  try: curl -s http://127.0.0.1:{http_port}/bastion-info")
+    print(f"       curl -s --http2 --cacert {sr}/conf/demo-ca.pem https://localhost:{https_port}/bastion-info -w '%{{http_version}}\\n'")
     print("Ctrl-C stops the server.", flush=True)
     proc = subprocess.Popen(base + ["-D", "FOREGROUND"])
     try:
