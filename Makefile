@@ -14,19 +14,22 @@ TEST_SO    := build/mod_bastion-test-hooks.so
 LIBEXECDIR  = $(shell $(APXS) -q LIBEXECDIR 2>/dev/null || echo /usr/lib/apache2/modules)
 SYSCONFDIR ?= /etc/apache2
 PYTEST_ARGS ?=
+# The module and the test client are built in one cargo invocation, so their shared dependencies
+# are compiled once with one feature set.
+PKGS       := -p mod_bastion -p bastion-tlsprobe
 
 .PHONY: all build build-test-hooks build-tools install uninstall setup run test test-rust test-e2e bench lint clean
 
 all: build
 
 build:
-	$(CARGO) build --release
+	$(CARGO) build --release $(PKGS)
 
 # A second build of the module with the test-only hooks (a handler that panics on purpose).
 $(TEST_SO): build
-	$(CARGO) build --release --features test-hooks
+	$(CARGO) build --release $(PKGS) --features mod_bastion/test-hooks
 	mkdir -p build && cp $(SO) $(TEST_SO)
-	$(CARGO) build --release
+	$(CARGO) build --release $(PKGS)
 
 build-test-hooks: $(TEST_SO)
 
@@ -53,8 +56,7 @@ run: setup build
 test: setup test-rust build build-test-hooks build-tools test-e2e
 
 # Test clients built from this workspace (a rustls client for post-quantum handshakes).
-build-tools:
-	$(CARGO) build --release -p bastion-tlsprobe
+build-tools: build
 
 test-rust:
 	$(CARGO) test --workspace --release
