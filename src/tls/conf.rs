@@ -2,7 +2,7 @@
 
 use crate::httpd::cmd::{Allowed, Cmd, CmdResult};
 use crate::{DirConf, ServerConf};
-use bastion_tls::{EngineAddr, MinProtocol, ciphers};
+use bastion_tls::{EngineAddr, MinProtocol};
 use rustls::CipherSuite;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -36,7 +36,7 @@ pub struct TlsServerConf {
     /// `TLSSessionTickets` (default on).
     pub session_tickets: Option<bool>,
     /// `TLSSessionCache` (main server only).
-    pub session_cache: Option<String>,
+    pub session_cache: Option<bastion_tls::SessionCacheSpec>,
     /// The host's TLS runtime, built in post_config when the host serves TLS.
     pub runtime: OnceLock<Arc<super::Vhost>>,
     /// Module-wide TLS state (main server only), built in post_config.
@@ -73,24 +73,7 @@ impl TlsServerConf {
 }
 
 /// The TLS part of a directory's configuration (`TLSOptions`).
-#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TlsDirConf {
-    /// `StdEnvVars`: the full set of `SSL_*` variables.
-    pub std_env_vars: Option<bool>,
-    /// `ExportCertData`: `SSL_SERVER_CERT`.
-    pub export_cert_data: Option<bool>,
-}
-
-impl TlsDirConf {
-    /// Inner settings win, each option on its own (so an inherited `ExportCertData` survives
-    /// a `+StdEnvVars` below it).
-    pub fn merge(base: &Self, add: &Self) -> Self {
-        TlsDirConf {
-            std_env_vars: add.std_env_vars.or(base.std_env_vars),
-            export_cert_data: add.export_cert_data.or(base.export_cert_data),
-        }
-    }
-}
+pub type TlsDirConf = bastion_tls::TlsOptions;
 
 fn tls(cmd: &mut Cmd) -> &mut TlsServerConf {
     &mut cmd.server_config::<ServerConf>().tls
@@ -134,33 +117,15 @@ pub fn cmd_protocol(cmd: &mut Cmd, value: &str) -> CmdResult {
     Ok(())
 }
 
-fn cipher_list(
-    args: &[&str],
-    empty_word: &str,
-) -> Result<Vec<CipherSuite>, Box<dyn std::error::Error>> {
-    if args.is_empty() {
-        return Err(format!(
-            "expected cipher names (IANA, OpenSSL, TLS13_* or TLS_CIPHER_0xNNNN) or {empty_word}"
-        )
-        .into());
-    }
-    let joined = args.join(" ");
-    let v = joined.trim();
-    if v.eq_ignore_ascii_case(empty_word) {
-        return Ok(Vec::new());
-    }
-    Ok(ciphers::parse_list(v)?)
-}
-
 /// `TLSCiphersPrefer name...|default`
 pub fn cmd_ciphers_prefer(cmd: &mut Cmd, args: &[&str]) -> CmdResult {
-    tls(cmd).prefer = Some(cipher_list(args, "default")?);
+    tls(cmd).prefer = Some(bastion_tls::options::cipher_list(args, "default")?);
     Ok(())
 }
 
 /// `TLSCiphersSuppress name...|none`
 pub fn cmd_ciphers_suppress(cmd: &mut Cmd, args: &[&str]) -> CmdResult {
-    tls(cmd).suppress = Some(cipher_list(args, "none")?);
+    tls(cmd).suppress = Some(bastion_tls::options::cipher_list(args, "none")?);
     Ok(())
 }
 
@@ -185,16 +150,7 @@ pub fn cmd_session_tickets(cmd: &mut Cmd, on: bool) -> CmdResult {
 /// `TLSSessionCache none|default|provider[:args]` (main server only)
 pub fn cmd_session_cache(cmd: &mut Cmd, value: &str) -> CmdResult {
     cmd.check(Allowed::GlobalOnly)?;
-    let v = value.trim();
-    let ok = v.eq_ignore_ascii_case("none")
-        || v.eq_ignore_ascii_case("default")
-        || v.split(':').next().is_some_and(|p| {
-            !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        });
-    if !ok {
-        return Err(format!("expected none, default or provider[:args] (e.g. shmcb:tls_sessions(1024000)), got \"{v}\"").into());
-    }
-    tls(cmd).session_cache = Some(v.to_string());
+    tls(cmd).session_cache = Some(bastion_tls::SessionCacheSpec::parse(value)?);
     Ok(())
 }
 
@@ -203,37 +159,6 @@ pub fn cmd_session_cache(cmd: &mut Cmd, value: &str) -> CmdResult {
 /// An option without a sign replaces the inherited set (as in mod_ssl); with a sign it
 /// adds or removes one option and inherits the rest.
 pub fn cmd_options(cmd: &mut Cmd, args: &[&str]) -> CmdResult {
-    let d = &mut cmd.dir_config::<DirConf>().tls;
-    let mut reset_done = false;
-    for a in args {
-        let (sign, name) = match a.as_bytes().first() {
-            Some(b'+') => (Some(true), &a[1..]),
-            Some(b'-') => (Some(false), &a[1..]),
-            _ => (None, *a),
-        };
-        if sign.is_none() && !reset_done {
-            *d = TlsDirConf {
-                std_env_vars: Some(false),
-                export_cert_data: Some(false),
-            };
-            reset_done = true;
-        }
-        let on = sign.unwrap_or(true);
-        if name.eq_ignore_ascii_case("StdEnvVars") {
-            d.std_env_vars = Some(on);
-        } else if name.eq_ignore_ascii_case("ExportCertData") {
-            d.export_cert_data = Some(on);
-        } else if name.eq_ignore_ascii_case("Defaults") {
-            *d = TlsDirConf {
-                std_env_vars: Some(false),
-                export_cert_data: Some(false),
-            };
-        } else {
-            return Err(format!(
-                "expected [+|-]StdEnvVars, ExportCertData or Defaults, got \"{a}\""
-            )
-            .into());
-        }
-    }
+    cmd.dir_config::<DirConf>().tls.apply(args)?;
     Ok(())
 }

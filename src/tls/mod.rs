@@ -127,10 +127,11 @@ fn session_store(
 ) -> Result<(Store, Option<Arc<crate::httpd::socache::Socache>>), String> {
     use crate::httpd::socache::Socache;
     let ttl = bastion_tls::session::DEFAULT_SESSION_TTL;
+    use bastion_tls::SessionCacheSpec;
     let spec = main.config::<ServerConf>().tls.session_cache.clone();
-    let spec = match spec.as_deref() {
-        Some(v) if v.eq_ignore_ascii_case("none") => return Ok((None, None)),
-        Some(v) if !v.eq_ignore_ascii_case("default") => v.to_string(),
+    let spec = match spec {
+        Some(SessionCacheSpec::None) => return Ok((None, None)),
+        Some(SessionCacheSpec::Provider(v)) => v,
         _ if Socache::provider_exists("shmcb") => cache::DEFAULT_SPEC.to_string(),
         _ => {
             tracing::info!(
