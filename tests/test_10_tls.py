@@ -621,3 +621,19 @@ class TestPostQuantum:
     def test_classic_clients_still_get_x25519(self, server):
         s = openssl_s_client("a.test", server.https_port, args=("-groups", "X25519"))
         assert s.handshake_ok and re.search(r"Server Temp Key: X25519", s.stdout), s.stdout[-1500:]
+
+
+class TestTlsRestarts:
+    def test_ten_graceful_restarts_with_tls_leak_nothing(self, server):
+        def parent_stats():
+            st = server.process_stats()
+            return st.threads[st.parent], st.fds[st.parent]
+
+        assert get(server, "a.test", "/index.html").status == 200
+        before = parent_stats()
+        for _ in range(10):
+            server.graceful()
+            assert get(server, "a.test", "/index.html").status == 200
+        assert parent_stats() == before
+        # No child died on the way.
+        assert "exit signal" not in server.read_log()
