@@ -623,6 +623,15 @@ class TestPostQuantum:
         assert s.handshake_ok and re.search(r"Server Temp Key: X25519", s.stdout), s.stdout[-1500:]
 
 
+class TestStatusPage:
+    def test_server_status_over_tls(self, server):
+        # mod_status served on a TLS connection, listing the request it is answering.
+        r = get(server, "a.test", "/server-status?auto")
+        assert r.status == 200 and "BusyWorkers:" in r.text
+        r = get(server, "a.test", "/server-status")
+        assert r.status == 200 and "GET /server-status HTTP/1.1" in r.text
+
+
 class TestTlsRestarts:
     def test_ten_graceful_restarts_with_tls_leak_nothing(self, server):
         def parent_stats():
