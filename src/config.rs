@@ -25,12 +25,15 @@ impl ModuleConfig for ServerConf {
 pub struct DirConf {
     /// TLS (`TLSOptions`).
     pub tls: crate::tls::conf::TlsDirConf,
+    /// Backend TLS (`TLSProxy*`).
+    pub tls_proxy: crate::tls::conf::TlsProxyConf,
 }
 
 impl ModuleConfig for DirConf {
     fn merge(base: &Self, add: &Self) -> Self {
         DirConf {
             tls: crate::tls::conf::TlsDirConf::merge(&base.tls, &add.tls),
+            tls_proxy: crate::tls::conf::TlsProxyConf::merge(&base.tls_proxy, &add.tls_proxy),
         }
     }
 }

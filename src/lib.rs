@@ -44,6 +44,19 @@ directives! {
               c"TLSSessionCache none|default|provider[:args]: the shared TLS session cache"),
         take_argv(c"TLSOptions", OR_OPTIONS, tls::conf::cmd_options,
               c"TLSOptions [+|-]StdEnvVars|ExportCertData|Defaults ..."),
+        // Backend TLS for mod_proxy (mod_tls's TLSProxy* directives)
+        flag(c"TLSProxyEngine", RSRC_CONF | PROXY_CONF, tls::conf::cmd_proxy_engine,
+              c"TLSProxyEngine on|off: TLS to https:// backends (default off)"),
+        take1(c"TLSProxyCA", RSRC_CONF | PROXY_CONF, tls::conf::cmd_proxy_ca,
+              c"TLSProxyCA file.pem: the CA(s) backends' certificates are checked against"),
+        take1(c"TLSProxyProtocol", RSRC_CONF | PROXY_CONF, tls::conf::cmd_proxy_protocol,
+              c"TLSProxyProtocol default|TLSv1.2+|TLSv1.3+: the minimum TLS version to backends"),
+        take_argv(c"TLSProxyCiphersPrefer", RSRC_CONF | PROXY_CONF, tls::conf::cmd_proxy_ciphers_prefer,
+              c"TLSProxyCiphersPrefer name[:name...]|default"),
+        take_argv(c"TLSProxyCiphersSuppress", RSRC_CONF | PROXY_CONF, tls::conf::cmd_proxy_ciphers_suppress,
+              c"TLSProxyCiphersSuppress name[:name...]|none"),
+        take12(c"TLSProxyMachineCertificate", RSRC_CONF | PROXY_CONF, tls::conf::cmd_proxy_machine_cert,
+              c"TLSProxyMachineCertificate cert.pem [key.pem]: a client certificate for backends"),
         // Test builds only: a container and a TAKE123 directive inside it.
         #[cfg(feature = "test-hooks")]
         raw_args(c"<BastionTestSection", RSRC_CONF, testhooks::cmd_section,
@@ -117,6 +130,12 @@ fn register_hooks(reg: &Registrar) {
     );
     hook!(reg, fixups, tls::hooks::fixups, Order::Middle);
     hook!(reg, ssl_conn_is_ssl, tls::hooks::conn_is_ssl, Order::Middle);
+    hook!(
+        reg,
+        ssl_bind_outgoing,
+        tls::hooks::bind_outgoing,
+        Order::Middle
+    );
     hook!(reg, ssl_var_lookup, tls::hooks::var_lookup, Order::Middle);
     httpd::expr::provide_ssl(reg);
     hook!(reg, http_scheme, tls::hooks::http_scheme, Order::Middle);

@@ -30,6 +30,8 @@ pub mod ctx {
     pub const RSRC_CONF: i32 = ffi::RSRC_CONF as i32;
     /// Directory, Location and Files sections.
     pub const ACCESS_CONF: i32 = ffi::ACCESS_CONF as i32;
+    /// Inside `<Proxy>` sections.
+    pub const PROXY_CONF: i32 = ffi::PROXY_CONF as i32;
     /// `.htaccess` with `AllowOverride Options`.
     pub const OR_OPTIONS: i32 = ffi::OR_OPTIONS as i32;
     /// `.htaccess` with `AllowOverride FileInfo`.

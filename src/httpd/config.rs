@@ -127,3 +127,21 @@ pub unsafe extern "C" fn merge_dir_config<T: ModuleConfig>(
     // SAFETY: same contract.
     unsafe { merge_server_config::<T>(p, base, add) }
 }
+
+/// A per-directory config vector httpd hands to a hook (e.g. a proxy worker's).
+#[derive(Clone, Copy)]
+pub struct ConfVector(*mut ffi::ap_conf_vector_t);
+
+impl ConfVector {
+    /// # Safety
+    /// `cv` must be NULL or a live config vector of this configuration.
+    pub unsafe fn from_raw(cv: *mut ffi::ap_conf_vector_t) -> ConfVector {
+        ConfVector(cv)
+    }
+
+    /// This module's entry as `T`.
+    pub fn get<'a, T: ModuleConfig>(&self) -> Option<&'a T> {
+        // SAFETY: per from_raw; our entry was made by create/merge for T.
+        unsafe { from_vector::<T>(self.0) }.map(|t| &*t)
+    }
+}

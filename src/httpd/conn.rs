@@ -59,6 +59,11 @@ impl<'a> Conn<'a> {
         unsafe { super::cstr(self.rec().local_ip) }.and_then(|s| s.parse().ok())
     }
 
+    /// Whether this is a connection httpd opened to a backend (mod_proxy).
+    pub fn is_outgoing(&self) -> bool {
+        self.rec().outgoing != 0
+    }
+
     /// Whether this is a secondary connection (an HTTP/2 stream), with its master.
     pub fn master(&self) -> Option<Conn<'a>> {
         // SAFETY: NULL or the master connection, which outlives its secondaries.

@@ -169,6 +169,31 @@ pub mod run {
     }
 
     /// # Safety
+    /// Called by httpd (mod_proxy) with a new outgoing connection and the worker's config.
+    pub unsafe fn bind_outgoing(
+        c: *mut ffi::conn_rec,
+        dc: *mut ffi::ap_conf_vector_t,
+        enable: std::os::raw::c_int,
+        f: fn(Conn, super::super::config::ConfVector, bool) -> bool,
+    ) -> Status {
+        let _scope = Scope::enter(Target::Conn(c));
+        guard(status::DECLINED, || {
+            // SAFETY: per contract.
+            let (conn, cv) = unsafe {
+                (
+                    Conn::from_raw(c).expect("conn"),
+                    super::super::config::ConfVector::from_raw(dc),
+                )
+            };
+            if f(conn, cv, enable != 0) {
+                status::OK
+            } else {
+                status::DECLINED
+            }
+        })
+    }
+
+    /// # Safety
     /// Called by httpd with a live pool.
     pub unsafe fn pre_config(p: *mut ffi::apr_pool_t, f: fn(&Pool) -> Status) -> Status {
         let _scope = Scope::enter(Target::Main);
@@ -227,7 +252,8 @@ pub mod run {
 /// `ssl_add_fallback_cert_files`: `fn(Server, &Pool) -> Vec<(cert, key)>`;
 /// `ssl_answer_challenge`: `fn(Conn, &str) -> Option<(cert_pem, key_pem)>`; `ssl_ocsp_prime`:
 /// `fn(Server, &Pool, id: &[u8], pem: &str) -> bool`; `ssl_ocsp_get_resp`:
-/// `fn(Server, Conn, id: &[u8]) -> Option<Vec<u8>>`.
+/// `fn(Server, Conn, id: &[u8]) -> Option<Vec<u8>>`; `ssl_bind_outgoing`:
+/// `fn(Conn, ConfVector, enable: bool) -> bool` (true: this module secures the connection).
 #[macro_export]
 macro_rules! hook {
     (@names) => { ::std::ptr::null() };
@@ -352,6 +378,15 @@ macro_rules! hook {
         let (pre, succ, order) = ($pre, $succ, $o);
         // SAFETY: registering a hook during register_hooks with static ordering lists.
         unsafe { $crate::httpd::ffi::ap_hook_ssl_ocsp_get_resp_hook(Some(t), pre, succ, order) }
+    }};
+    (@reg ssl_bind_outgoing, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
+        unsafe extern "C" fn t(c: *mut $crate::httpd::ffi::conn_rec, dc: *mut $crate::httpd::ffi::ap_conf_vector_t, enable: ::std::os::raw::c_int) -> ::std::os::raw::c_int {
+            // SAFETY: httpd passes a live connection and config vector.
+            unsafe { $crate::httpd::hooks::run::bind_outgoing(c, dc, enable, $f) }
+        }
+        let (pre, succ, order) = ($pre, $succ, $o);
+        // SAFETY: registering a hook during register_hooks with static ordering lists.
+        unsafe { $crate::httpd::ffi::ap_hook_ssl_bind_outgoing(Some(t), pre, succ, order) }
     }};
     (@reg pre_config, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
         unsafe extern "C" fn t(p: *mut $crate::httpd::ffi::apr_pool_t, _plog: *mut $crate::httpd::ffi::apr_pool_t, _ptemp: *mut $crate::httpd::ffi::apr_pool_t) -> ::std::os::raw::c_int {

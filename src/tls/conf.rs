@@ -162,3 +162,113 @@ pub fn cmd_options(cmd: &mut Cmd, args: &[&str]) -> CmdResult {
     cmd.dir_config::<DirConf>().tls.apply(args)?;
     Ok(())
 }
+
+/// The backend part of a directory's (or `<Proxy>` section's) configuration (`TLSProxy*`).
+#[derive(Default, Clone, Debug, PartialEq, Eq)]
+pub struct TlsProxyConf {
+    /// `TLSProxyEngine`.
+    pub engine: Option<bool>,
+    /// `TLSProxyCA`.
+    pub ca: Option<PathBuf>,
+    /// `TLSProxyProtocol`.
+    pub protocol: Option<MinProtocol>,
+    /// `TLSProxyCiphersPrefer`.
+    pub prefer: Option<Vec<CipherSuite>>,
+    /// `TLSProxyCiphersSuppress`.
+    pub suppress: Option<Vec<CipherSuite>>,
+    /// `TLSProxyMachineCertificate`.
+    pub machine_cert: Option<CertFiles>,
+}
+
+impl TlsProxyConf {
+    /// Inner values win, each on its own.
+    pub fn merge(base: &Self, add: &Self) -> Self {
+        TlsProxyConf {
+            engine: add.engine.or(base.engine),
+            ca: add.ca.clone().or_else(|| base.ca.clone()),
+            protocol: add.protocol.or(base.protocol),
+            prefer: add.prefer.clone().or_else(|| base.prefer.clone()),
+            suppress: add.suppress.clone().or_else(|| base.suppress.clone()),
+            machine_cert: add
+                .machine_cert
+                .clone()
+                .or_else(|| base.machine_cert.clone()),
+        }
+    }
+
+    /// The engine's description of these settings.
+    pub fn spec(&self) -> bastion_tls::client::ClientSpec {
+        bastion_tls::client::ClientSpec {
+            ca_file: self.ca.clone(),
+            min_protocol: self.protocol.unwrap_or_default(),
+            prefer: self.prefer.clone().unwrap_or_default(),
+            suppress: self.suppress.clone().unwrap_or_default(),
+            machine_cert: self
+                .machine_cert
+                .as_ref()
+                .map(|c| (c.cert.clone(), c.key.clone())),
+        }
+    }
+}
+
+fn proxy(cmd: &mut Cmd) -> &mut TlsProxyConf {
+    &mut cmd.dir_config::<DirConf>().tls_proxy
+}
+
+fn readable_file(cmd: &Cmd, path: &str) -> Result<PathBuf, Box<dyn std::error::Error>> {
+    let p = cmd.server_root_relative(path);
+    if !p.is_file() {
+        let what = if p.is_dir() {
+            "is a directory"
+        } else {
+            "does not exist"
+        };
+        return Err(format!("expected a readable PEM file, but {} {what}", p.display()).into());
+    }
+    std::fs::File::open(&p).map_err(|e| {
+        format!(
+            "expected a readable PEM file, but {} cannot be read: {e}",
+            p.display()
+        )
+    })?;
+    Ok(p)
+}
+
+/// `TLSProxyEngine on|off`
+pub fn cmd_proxy_engine(cmd: &mut Cmd, on: bool) -> CmdResult {
+    proxy(cmd).engine = Some(on);
+    Ok(())
+}
+
+/// `TLSProxyCA file.pem`
+pub fn cmd_proxy_ca(cmd: &mut Cmd, file: &str) -> CmdResult {
+    let p = readable_file(cmd, file)?;
+    proxy(cmd).ca = Some(p);
+    Ok(())
+}
+
+/// `TLSProxyProtocol ...`
+pub fn cmd_proxy_protocol(cmd: &mut Cmd, value: &str) -> CmdResult {
+    proxy(cmd).protocol = Some(MinProtocol::parse(value)?);
+    Ok(())
+}
+
+/// `TLSProxyCiphersPrefer ...`
+pub fn cmd_proxy_ciphers_prefer(cmd: &mut Cmd, args: &[&str]) -> CmdResult {
+    proxy(cmd).prefer = Some(bastion_tls::options::cipher_list(args, "default")?);
+    Ok(())
+}
+
+/// `TLSProxyCiphersSuppress ...`
+pub fn cmd_proxy_ciphers_suppress(cmd: &mut Cmd, args: &[&str]) -> CmdResult {
+    proxy(cmd).suppress = Some(bastion_tls::options::cipher_list(args, "none")?);
+    Ok(())
+}
+
+/// `TLSProxyMachineCertificate cert.pem [key.pem]`
+pub fn cmd_proxy_machine_cert(cmd: &mut Cmd, cert: &str, key: Option<&str>) -> CmdResult {
+    let cert = readable_file(cmd, cert)?;
+    let key = key.map(|k| readable_file(cmd, k)).transpose()?;
+    proxy(cmd).machine_cert = Some(CertFiles { cert, key });
+    Ok(())
+}

@@ -23,9 +23,42 @@ fn tls_of<'a>(c: &Conn<'a>) -> Option<&'a mut TlsConn> {
     c.state::<TlsConn>()
 }
 
+/// ssl_bind_outgoing: mod_proxy asks for TLS to an `https://` backend; ours when
+/// `TLSProxyEngine on` applies to the worker.
+pub fn bind_outgoing(c: Conn, dir: crate::httpd::config::ConfVector, enable: bool) -> bool {
+    tracing::debug!(
+        "ssl_bind_outgoing: enable={enable} TLSProxyEngine={:?} bound already={}",
+        dir.get::<DirConf>().map(|d| d.tls_proxy.engine),
+        c.state::<TlsConn>().is_some()
+    );
+    if !enable {
+        return false;
+    }
+    // mod_proxy binds a reused backend connection again (with the worker's own config, which
+    // may not carry the vhost's TLSProxy* settings): it stays ours.
+    if c.state::<TlsConn>().is_some() {
+        return true;
+    }
+    let Some(conf) = dir.get::<DirConf>() else {
+        return false;
+    };
+    if conf.tls_proxy.engine != Some(true) {
+        return false;
+    }
+    let spec = conf.tls_proxy.spec();
+    if let Err(e) = super::client_config(&spec, &[]) {
+        tracing::error!("backend TLS for this proxy is misconfigured: {e}");
+        return false;
+    }
+    TLS_IN.add_input_to_conn(&c);
+    let out = TLS_OUT.add_output_to_conn(&c);
+    c.set_state(TlsConn::new_client(&c, out, spec));
+    true
+}
+
 /// pre_connection: TLS connections get the filters.
 pub fn pre_connection(c: Conn) -> Status {
-    if c.master().is_some() {
+    if c.master().is_some() || c.is_outgoing() {
         return status::DECLINED;
     }
     let Some(g) = super::global() else {

@@ -11,7 +11,7 @@ use crate::httpd::brigade::{Brigade, Kind, rv};
 use crate::httpd::ffi::apr_status_t;
 use crate::httpd::filter::{Filter, FilterRef, Mode};
 use crate::httpd::{Conn, Server, ssl};
-use rustls::server::{Accepted, Acceptor, ServerConnection};
+use rustls::server::{Accepted, Acceptor};
 use std::io::{Read, Write};
 use std::sync::Arc;
 
@@ -23,8 +23,13 @@ const OUT_CHUNK: usize = 64 * 1024;
 const MAX_LINE: usize = 8192;
 
 enum Phase {
+    /// Server side, waiting for the ClientHello.
     Hello(Box<Acceptor>),
-    Tls(Box<ServerConnection>),
+    /// Client side (to a backend), before the first byte goes out: the connection is made
+    /// then, when mod_proxy has noted the backend's host name.
+    ClientPending(bastion_tls::client::ClientSpec),
+    /// A TLS connection, either side.
+    Tls(Box<rustls::Connection>),
     Failed,
 }
 
@@ -62,6 +67,8 @@ pub struct TlsConn {
     plain_pos: usize,
     eof: bool,
     first_bytes: bool,
+    /// The client side of a connection to a backend.
+    client: bool,
 }
 
 /// Plaintext buffer capacity kept between reads.
@@ -109,6 +116,59 @@ impl TlsConn {
             plain_pos: 0,
             eof: false,
             first_bytes: true,
+            client: false,
+        }
+    }
+
+    /// A connection to a backend, made TLS when it is first used.
+    pub fn new_client(
+        c: &Conn<'_>,
+        out_filter: FilterRef,
+        spec: bastion_tls::client::ClientSpec,
+    ) -> TlsConn {
+        let mut t = TlsConn::new(c, out_filter);
+        t.phase = Phase::ClientPending(spec);
+        t.first_bytes = false;
+        t.client = true;
+        t
+    }
+
+    /// Starts the client side: SNI and ALPN from the notes mod_proxy left on the connection.
+    fn start_client(&mut self, c: &Conn<'_>) -> Result<(), Fail> {
+        let Phase::ClientPending(spec) = &self.phase else {
+            return Ok(());
+        };
+        let notes = c.notes();
+        let host = notes
+            .get("proxy-request-hostname")
+            .unwrap_or("")
+            .to_string();
+        let alpn: Vec<Vec<u8>> = notes
+            .get("proxy-request-alpn-protos")
+            .map(|a| {
+                a.split([',', ' '])
+                    .filter(|p| !p.is_empty())
+                    .map(|p| p.as_bytes().to_vec())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let config = match super::client_config(spec, &alpn) {
+            Ok(cfg) => cfg,
+            Err(e) => return Err(self.fail(c, &format!("backend TLS: {e}"))),
+        };
+        let name = match rustls::pki_types::ServerName::try_from(host.clone()) {
+            Ok(n) => n,
+            Err(_) => {
+                return Err(self.fail(c, &format!("backend TLS: no usable host name ({host:?})")));
+            }
+        };
+        match rustls::ClientConnection::new(config, name) {
+            Ok(conn) => {
+                self.settled.sni = Some(host);
+                self.phase = Phase::Tls(Box::new(rustls::Connection::Client(conn)));
+                Ok(())
+            }
+            Err(e) => Err(self.fail(c, &format!("backend TLS: {e}"))),
         }
     }
 
@@ -182,7 +242,15 @@ impl TlsConn {
     }
 
     fn fail(&mut self, c: &Conn<'_>, why: &str) -> Fail {
-        tracing::debug!("TLS connection failed: {why}");
+        if self.client {
+            // A backend the proxy cannot reach securely: the administrator needs to know why.
+            tracing::error!(
+                "TLS to backend {} failed: {why}",
+                self.settled.sni.as_deref().unwrap_or("?")
+            );
+        } else {
+            tracing::debug!("TLS connection failed: {why}");
+        }
         let _ = self.flush_tls();
         self.phase = Phase::Failed;
         c.set_aborted();
@@ -240,7 +308,7 @@ impl TlsConn {
         }
         while !data.is_empty() {
             match &mut self.phase {
-                Phase::Failed => return Err(rv::ECONNABORTED),
+                Phase::Failed | Phase::ClientPending(_) => return Err(rv::ECONNABORTED),
                 Phase::Hello(acc) => {
                     if acc.read_tls(&mut data).is_err() {
                         return Err(self.fail(c, "reading the ClientHello"));
@@ -426,7 +494,7 @@ impl TlsConn {
     ) -> Result<(), Fail> {
         match accepted.into_connection(config) {
             Ok(conn) => {
-                self.phase = Phase::Tls(Box::new(conn));
+                self.phase = Phase::Tls(Box::new(rustls::Connection::Server(conn)));
                 Ok(())
             }
             Err((e, mut alert)) => {
@@ -492,6 +560,9 @@ impl TlsConn {
         if matches!(self.phase, Phase::Failed) {
             return rv::ECONNABORTED;
         }
+        if let Err(e) = self.start_client(&f.conn()) {
+            return e;
+        }
         if !self.is_established()
             && let Err(e) = self.handshake(f)
         {
@@ -539,6 +610,9 @@ impl TlsConn {
 
     /// The output filter's work.
     pub fn output(&mut self, f: &Filter, bb: &mut Brigade) -> apr_status_t {
+        if let Err(e) = self.start_client(&f.conn()) {
+            return e;
+        }
         if !matches!(self.phase, Phase::Tls(_)) {
             // No TLS session (failed or never started): nothing may go out in the clear.
             while let Some(b) = bb.first() {

@@ -172,6 +172,26 @@ pub fn child_init(p: &Pool, _s: Server<'static>) {
     }
 }
 
+type ClientKey = (bastion_tls::client::ClientSpec, Vec<Vec<u8>>);
+
+/// Backend client configs, built once per distinct settings and ALPN list (per process).
+static CLIENT_CONFIGS: std::sync::Mutex<Vec<(ClientKey, Arc<rustls::ClientConfig>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// The client config for `spec` and `alpn` (built on first use, then shared).
+pub fn client_config(
+    spec: &bastion_tls::client::ClientSpec,
+    alpn: &[Vec<u8>],
+) -> Result<Arc<rustls::ClientConfig>, bastion_tls::client::ClientConfigError> {
+    let mut cache = CLIENT_CONFIGS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, c)) = cache.iter().find(|((s, a), _)| s == spec && a == alpn) {
+        return Ok(c.clone());
+    }
+    let c = bastion_tls::client::build_client(spec, alpn)?;
+    cache.push(((spec.clone(), alpn.to_vec()), c.clone()));
+    Ok(c)
+}
+
 /// The `CERTIFICATE` blocks of a PEM text (never its private key).
 fn certificate_blocks(pem: &str) -> String {
     let mut out = String::new();

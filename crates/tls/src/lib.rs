@@ -19,6 +19,7 @@
 
 pub mod certs;
 pub mod ciphers;
+pub mod client;
 pub mod config;
 mod encoding;
 pub mod listen;
