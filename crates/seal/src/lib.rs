@@ -9,6 +9,8 @@
 //! * [`fcgi`]: a FastCGI 1.0 codec (records, params, events) and the CGI
 //!   response-header parser, plus a small blocking client.
 //! * [`cache`]: a bounded in-process cache of unwrapped data keys with TTL.
+//! * [`keyclient`]: a blocking client for the key servers, with the process
+//!   cache and memcached (wrapped keys only) in front.
 //!
 //! The byte layout is specified in `docs/format.md` of the repository.
 #![forbid(unsafe_code)]
@@ -17,6 +19,7 @@
 pub mod cache;
 pub mod fcgi;
 pub mod format;
+pub mod keyclient;
 pub mod keys;
 pub mod stream;
 
