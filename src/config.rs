@@ -9,6 +9,8 @@ pub struct ServerConf {
     pub core: crate::core::CoreServerConf,
     /// TLS.
     pub tls: crate::tls::conf::TlsServerConf,
+    /// Encrypted FastCGI.
+    pub fcgi: crate::fcgi::conf::FcgiServerConf,
 }
 
 impl ModuleConfig for ServerConf {
@@ -16,6 +18,7 @@ impl ModuleConfig for ServerConf {
         ServerConf {
             core: crate::core::CoreServerConf::merge(&base.core, &add.core),
             tls: crate::tls::conf::TlsServerConf::merge(&base.tls, &add.tls),
+            fcgi: crate::fcgi::conf::FcgiServerConf::merge(&base.fcgi, &add.fcgi),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod httpd;
 
 mod config;
 mod core;
+mod fcgi;
 #[cfg(feature = "test-hooks")]
 mod testhooks;
 mod tls;
@@ -57,6 +58,31 @@ directives! {
               c"TLSProxyCiphersSuppress name[:name...]|none"),
         take12(c"TLSProxyMachineCertificate", RSRC_CONF | PROXY_CONF, tls::conf::cmd_proxy_machine_cert,
               c"TLSProxyMachineCertificate cert.pem [key.pem]: a client certificate for backends"),
+        // Encrypted FastCGI (mod_encrypt's directives, and what it lacked)
+        take_argv(c"FastCgiExternalServer", RSRC_CONF, fcgi::conf::cmd_external_server,
+              c"FastCgiExternalServer path -host host:port|-socket path [-masterkeyserver URL] [-datakeyserver URL] [-appConnTimeout n] [-idle-timeout n] [-pass-header name] [-flush]"),
+        flag(c"FastCgiEncrypt", RSRC_CONF, fcgi::conf::cmd_encrypt,
+              c"FastCgiEncrypt On|Off: encrypt request bodies for the application (default On)"),
+        flag(c"FastCgiDecrypt", RSRC_CONF, fcgi::conf::cmd_decrypt,
+              c"FastCgiDecrypt On|Off: decrypt the application's responses (default On)"),
+        iterate(c"FastCgiMemcachedServer", RSRC_CONF, fcgi::conf::cmd_memcached,
+              c"FastCgiMemcachedServer host:port|none: memcached for wrapped keys (default 127.0.0.1:11211)"),
+        take1(c"FastCgiUserName", RSRC_CONF, fcgi::conf::cmd_username,
+              c"FastCgiUserName name: the module's account at the key servers"),
+        take1(c"FastCgiPassword", RSRC_CONF, fcgi::conf::cmd_password,
+              c"FastCgiPassword password: the account's password"),
+        take1(c"FastCgiLogpath", RSRC_CONF, fcgi::conf::cmd_logpath,
+              c"FastCgiLogpath file: audit log of key operations (one JSON line each)"),
+        take_argv(c"FastCgiEncryptKeyScope", RSRC_CONF, fcgi::conf::cmd_scope,
+              c"FastCgiEncryptKeyScope account|user|header NAME|env NAME: whose data key a request uses"),
+        take1(c"FastCgiCipher", RSRC_CONF, fcgi::conf::cmd_cipher,
+              c"FastCgiCipher aes-256-ctr|aes-256-gcm: the cipher of new objects (default aes-256-ctr)"),
+        take1(c"FastCgiKeyServerCA", RSRC_CONF, fcgi::conf::cmd_ca,
+              c"FastCgiKeyServerCA file.pem: the CA the key servers' certificates are checked against"),
+        take1(c"FastCgiKeyCacheTTL", RSRC_CONF, fcgi::conf::cmd_cache_ttl,
+              c"FastCgiKeyCacheTTL seconds: how long keys stay cached (default 300)"),
+        take1(c"FastCgiKeyServerTimeout", RSRC_CONF, fcgi::conf::cmd_key_timeout,
+              c"FastCgiKeyServerTimeout seconds: timeout of one key-server request (default 5)"),
         // Test builds only: a container and a TAKE123 directive inside it.
         #[cfg(feature = "test-hooks")]
         raw_args(c"<BastionTestSection", RSRC_CONF, testhooks::cmd_section,
@@ -81,6 +107,12 @@ fn register_hooks(reg: &Registrar) {
     hook!(reg, post_config, core::post_config, Order::Middle);
     hook!(reg, child_init, core::child_init, Order::Middle);
     hook!(reg, handler, core::info_handler, Order::Middle);
+
+    // Encrypted FastCGI
+    hook!(reg, check_config, fcgi::check_config, Order::Middle);
+    hook!(reg, post_config, fcgi::post_config, Order::Middle);
+    hook!(reg, fixups, fcgi::fixups, Order::Middle);
+    hook!(reg, handler, fcgi::handler, Order::Middle);
 
     // TLS
     hook!(reg, pre_config, tls::pre_config, Order::Middle);

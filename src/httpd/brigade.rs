@@ -181,6 +181,16 @@ impl Brigade {
         self.push_raw(b);
     }
 
+    /// Appends an error bucket carrying an HTTP status (httpd's way to report a broken
+    /// response to the filters below; with a body under way the connection is cut).
+    pub fn push_error(&mut self, status: super::Status, pool: &super::Pool<'_>) {
+        // SAFETY: valid allocator and pool; a NULL message is allowed.
+        let b = unsafe {
+            ffi::ap_bucket_error_create(status, std::ptr::null(), pool.as_ptr(), self.alloc())
+        };
+        self.push_raw(b);
+    }
+
     /// Appends an EOC (end of connection) bucket.
     pub fn push_eoc(&mut self) {
         // SAFETY: valid allocator.

@@ -99,6 +99,12 @@ impl<'a> Conn<'a> {
         unsafe { (*self.raw.as_ptr()).aborted = 1 }
     }
 
+    /// Closes the connection after the current response (no keep-alive).
+    pub fn set_keepalive_close(&self) {
+        // SAFETY: only this thread works on the connection.
+        unsafe { (*self.raw.as_ptr()).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE }
+    }
+
     /// Stores per-connection state of this module, dropped with the connection pool.
     pub fn set_state<T: Send + 'static>(&self, value: T) -> &'a mut T {
         let p = super::config::attach_tagged(&self.pool(), value);

@@ -10,6 +10,7 @@
 //! Signatures of the Rust side, per hook:
 //! - `pre_config`: `fn(&Pool) -> Status` (the configuration pool)
 //! - `post_config`: `fn(&Pool, &Pool, Server<'static>) -> Status` (pconf, ptemp, main server)
+//! - `check_config`: as `post_config`; runs for `apachectl -t` too (cross-directive checks)
 //! - `test_config`: `fn(&Pool, Server<'static>)`
 //! - `child_init`: `fn(&Pool, Server<'static>)` (the child's pool)
 //! - `handler`, `post_read_request`, `fixups`: `fn(&mut Request) -> Status`
@@ -405,6 +406,15 @@ macro_rules! hook {
         let (pre, succ, order) = ($pre, $succ, $o);
         // SAFETY: registering a hook during register_hooks with static ordering lists.
         unsafe { $crate::httpd::ffi::ap_hook_post_config(Some(t), pre, succ, order) }
+    }};
+    (@reg check_config, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
+        unsafe extern "C" fn t(p: *mut $crate::httpd::ffi::apr_pool_t, _plog: *mut $crate::httpd::ffi::apr_pool_t, ptemp: *mut $crate::httpd::ffi::apr_pool_t, s: *mut $crate::httpd::ffi::server_rec) -> ::std::os::raw::c_int {
+            // SAFETY: httpd passes live pools and the main server.
+            unsafe { $crate::httpd::hooks::run::post_config(p, ptemp, s, $f) }
+        }
+        let (pre, succ, order) = ($pre, $succ, $o);
+        // SAFETY: registering a hook during register_hooks with static ordering lists.
+        unsafe { $crate::httpd::ffi::ap_hook_check_config(Some(t), pre, succ, order) }
     }};
     (@reg child_init, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
         unsafe extern "C" fn t(p: *mut $crate::httpd::ffi::apr_pool_t, s: *mut $crate::httpd::ffi::server_rec) {

@@ -201,6 +201,16 @@ impl<'a> Request<'a> {
 
     /// Starts reading the request body (Content-Length or chunked; dechunked by httpd).
     pub fn body_reader(&mut self) -> Result<BodyReader<'_, 'a>, BodyError> {
+        let has = self.setup_body()?;
+        Ok(BodyReader {
+            req: self,
+            done: !has,
+        })
+    }
+
+    /// Prepares reading the request body; returns whether there is one. Then call
+    /// [`Request::read_body_chunk`] until it returns 0 (or use [`Request::body_reader`]).
+    pub fn setup_body(&mut self) -> Result<bool, BodyError> {
         // SAFETY: valid request; REQUEST_CHUNKED_DECHUNK lets httpd handle both framings.
         let rc = unsafe {
             ffi::ap_setup_client_block(self.as_ptr(), ffi::REQUEST_CHUNKED_DECHUNK as i32)
@@ -209,11 +219,98 @@ impl<'a> Request<'a> {
             return Err(BodyError::Refused(rc));
         }
         // SAFETY: valid request after setup.
-        let has = unsafe { ffi::ap_should_client_block(self.as_ptr()) } != 0;
-        Ok(BodyReader {
-            req: self,
-            done: !has,
-        })
+        Ok(unsafe { ffi::ap_should_client_block(self.as_ptr()) } != 0)
+    }
+
+    /// Reads up to `buf.len()` body bytes (after [`Request::setup_body`]); 0 at the end.
+    pub fn read_body_chunk(&mut self, buf: &mut [u8]) -> Result<usize, BodyError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let cap = buf.len().min(i32::MAX as usize);
+        // SAFETY: buf is writable for cap bytes; the request is set up for reading.
+        let n = unsafe {
+            ffi::ap_get_client_block(
+                self.as_ptr(),
+                buf.as_mut_ptr() as *mut _,
+                cap as ffi::apr_size_t,
+            )
+        };
+        if n < 0 {
+            return Err(BodyError::Read);
+        }
+        Ok(n as usize)
+    }
+
+    /// The part of the URI after the file it maps to (`r->path_info`).
+    pub fn path_info(&self) -> Option<&str> {
+        // SAFETY: NULL or a pool string.
+        unsafe { super::cstr(self.rec().path_info) }
+    }
+
+    /// The client's address as the request sees it (`r->useragent_ip`).
+    pub fn useragent_ip(&self) -> &str {
+        // SAFETY: NULL or a pool string.
+        unsafe { super::cstr(self.rec().useragent_ip) }.unwrap_or("")
+    }
+
+    /// Sets the handler that will serve the request (from a fixups hook).
+    pub fn set_handler(&mut self, name: &'static std::ffi::CStr) {
+        self.rec_mut().handler = name.as_ptr();
+    }
+
+    /// Adds the CGI/1.1 variables (`ap_add_common_vars` and `ap_add_cgi_vars`:
+    /// `REQUEST_METHOD`, `SCRIPT_NAME`, `PATH_INFO`, `HTTP_*`, ...) to
+    /// [`Request::subprocess_env`].
+    pub fn add_cgi_vars(&mut self) {
+        // SAFETY: valid request; both functions only add to r->subprocess_env.
+        unsafe {
+            ffi::ap_add_common_vars(self.as_ptr());
+            ffi::ap_add_cgi_vars(self.as_ptr());
+        }
+    }
+
+    /// Sets `Content-Length` of the response.
+    pub fn set_content_length(&mut self, len: u64) {
+        // SAFETY: valid request.
+        unsafe { ffi::ap_set_content_length(self.as_ptr(), len as ffi::apr_off_t) }
+    }
+
+    /// An empty brigade in the request pool, for [`Request::pass`].
+    pub fn brigade(&self) -> super::brigade::Brigade {
+        // SAFETY: the request pool and the connection's allocator are live for the request;
+        // the brigade is used by this thread only.
+        unsafe {
+            super::brigade::Brigade::from_raw(ffi::apr_brigade_create(
+                self.rec().pool,
+                (*self.rec().connection).bucket_alloc,
+            ))
+        }
+    }
+
+    /// Passes `bb` down the request's output filters and empties it.
+    /// Err if the client is gone.
+    pub fn pass(&mut self, bb: &mut super::brigade::Brigade) -> Result<(), ClientGone> {
+        // SAFETY: r->output_filters is the live head of this request's filter chain.
+        let rv = unsafe { bb.pass_to(self.rec().output_filters) };
+        bb.clear();
+        if rv != super::brigade::rv::SUCCESS || self.conn().aborted() {
+            Err(ClientGone)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Ends a response whose body is already under way because its source broke: passes
+    /// an error bucket (502) and EOS, so that the connection is closed and the client sees
+    /// a cut response (no final chunk, or fewer bytes than `Content-Length`), never a
+    /// complete-looking one.
+    pub fn abort_response(&mut self) {
+        let mut bb = self.brigade();
+        bb.push_error(super::status::BAD_GATEWAY, &self.pool());
+        bb.push_eos();
+        let _ = self.pass(&mut bb);
+        self.conn().set_keepalive_close();
     }
 
     /// The log target for this request.
@@ -234,22 +331,10 @@ impl BodyReader<'_, '_> {
         if self.done || buf.is_empty() {
             return Ok(0);
         }
-        let cap = buf.len().min(i32::MAX as usize);
-        // SAFETY: buf is writable for cap bytes; the request is set up for reading.
-        let n = unsafe {
-            ffi::ap_get_client_block(
-                self.req.as_ptr(),
-                buf.as_mut_ptr() as *mut _,
-                cap as ffi::apr_size_t,
-            )
-        };
-        if n < 0 {
-            self.done = true;
-            return Err(BodyError::Read);
-        }
-        if n == 0 {
+        let r = self.req.read_body_chunk(buf);
+        if !matches!(r, Ok(n) if n > 0) {
             self.done = true;
         }
-        Ok(n as usize)
+        r
     }
 }

@@ -46,4 +46,35 @@ impl<'a> Table<'a> {
         // SAFETY: live table.
         unsafe { ffi::apr_table_unset(self.raw, k.as_ptr()) }
     }
+
+    /// Every `(key, value)` entry, in table order.
+    pub fn entries(&self) -> Vec<(&'a str, &'a str)> {
+        unsafe extern "C" fn collect(
+            rec: *mut std::ffi::c_void,
+            k: *const std::os::raw::c_char,
+            v: *const std::os::raw::c_char,
+        ) -> std::os::raw::c_int {
+            // SAFETY: rec is the Vec passed below; k and v are table strings that live in
+            // the table's pool for 'a (the lifetime is restored by the caller's signature).
+            unsafe {
+                let out = &mut *(rec as *mut Vec<(&str, &str)>);
+                if let (Some(k), Some(v)) = (super::cstr(k), super::cstr(v)) {
+                    out.push((k, v));
+                }
+            }
+            1
+        }
+        let mut out: Vec<(&'a str, &'a str)> = Vec::new();
+        // SAFETY: live table; the callback only appends to `out`, which outlives the call;
+        // a NULL-terminated empty vararg list means "all keys".
+        unsafe {
+            ffi::apr_table_do(
+                Some(collect),
+                &mut out as *mut Vec<(&str, &str)> as *mut std::ffi::c_void,
+                self.raw,
+                std::ptr::null::<std::os::raw::c_char>(),
+            );
+        }
+        out
+    }
 }

@@ -9,6 +9,8 @@
 //! * [`fcgi`]: a FastCGI 1.0 codec (records, params, events) and the CGI
 //!   response-header parser, plus a small blocking client.
 //! * [`cache`]: a bounded in-process cache of unwrapped data keys with TTL.
+//! * [`gateway`]: the policy of the encrypting FastCGI gateway (directive
+//!   values, key scope, hidden headers, client ranges).
 //! * [`keyclient`]: a blocking client for the key servers, with the process
 //!   cache and memcached (wrapped keys only) in front.
 //!
@@ -19,6 +21,7 @@
 pub mod cache;
 pub mod fcgi;
 pub mod format;
+pub mod gateway;
 pub mod keyclient;
 pub mod keys;
 pub mod stream;
