@@ -333,7 +333,7 @@ pub fn handler(r: &mut Request) -> Status {
         }
     };
     tracing::debug!(
-        "encrypt-script: {} {} → {} (connection {})",
+        "encrypt-script: {} {} -> {} (connection {})",
         r.method(),
         r.uri(),
         app.spec.address,
