@@ -224,9 +224,14 @@ pub fn exchange(
         if want_write {
             flags |= PollFlags::OUT;
         }
-        let left = idle_timeout.saturating_sub(last_progress.elapsed());
+        let mut left = idle_timeout.saturating_sub(last_progress.elapsed());
         if left.is_zero() {
             return Err(ExchangeError::Timeout(idle_timeout));
+        }
+        if !want_write && !input_done {
+            // The last piece of input produced no records (a GCM segment still filling):
+            // only look for output of the application, then read more input.
+            left = Duration::ZERO;
         }
         let ts = Timespec {
             tv_sec: left.as_secs() as _,

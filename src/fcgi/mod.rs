@@ -212,7 +212,9 @@ pub fn handler(r: &mut Request) -> Status {
     let (encrypt, decrypt) = (c.encrypt(), c.decrypt());
 
     let has_body = match r.setup_body() {
-        Ok(b) => b,
+        // A `Content-Length: 0` body is a body too: an empty object is still encrypted, so
+        // it reads back as an empty plaintext, like any other.
+        Ok(b) => b || r.headers_in().get("Content-Length").is_some(),
         Err(crate::httpd::request::BodyError::Refused(s)) => return s,
         Err(_) => return status::BAD_REQUEST,
     };
@@ -277,11 +279,18 @@ pub fn handler(r: &mut Request) -> Status {
     r.add_cgi_vars();
     let mut params: Vec<(String, String)> = Vec::new();
     let transforming = encrypt || decrypt;
+    let head_as_get = decrypt && r.header_only();
     for (k, v) in r.subprocess_env().entries() {
         if k == "CONTENT_LENGTH" {
             continue;
         }
         if transforming && HIDDEN_PARAMS.contains(&k) {
+            continue;
+        }
+        if k == "REQUEST_METHOD" && head_as_get {
+            // HEAD: the plaintext length needs the object's header, so ask for the object
+            // and stop reading once the header is in.
+            params.push((k.to_string(), "GET".to_string()));
             continue;
         }
         params.push((k.to_string(), v.to_string()));
@@ -530,10 +539,8 @@ impl<'c> Response<'c> {
             Phase::Head(p) => match p.push(data) {
                 Ok(None) => Ok(Flow::Continue),
                 Ok(Some((head, rest))) => {
-                    let wants_decrypt = self.decrypt
-                        && (200..300).contains(&head.status)
-                        && head.status != 204
-                        && !r.header_only();
+                    let wants_decrypt =
+                        self.decrypt && (200..300).contains(&head.status) && head.status != 204;
                     if wants_decrypt {
                         self.phase = Phase::ObjectHeader {
                             head,
@@ -576,6 +583,9 @@ impl<'c> Response<'c> {
                             unreachable!()
                         };
                         self.start_decrypted(r, head, h)?;
+                        if r.header_only() {
+                            return self.pass(r, &[], true);
+                        }
                         self.send_ciphertext(r, &pending[used..])
                     }
                     Err(e) => {

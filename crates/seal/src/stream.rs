@@ -679,7 +679,7 @@ fn open_one(
                 key_id: key_id.clone(),
             }
         };
-        tracing::warn!(key_id = %key_id, segment = index, error = %err, "MENC segment rejected");
+        tracing::debug!(key_id = %key_id, segment = index, error = %err, "MENC segment rejected");
         return Err(err);
     }
     let plain = &buf[..buf.len() - TAG_LEN];
