@@ -16,7 +16,7 @@ SYSCONFDIR ?= /etc/apache2
 PYTEST_ARGS ?=
 # The module and the test client are built in one cargo invocation, so their shared dependencies
 # are compiled once with one feature set.
-PKGS       := -p mod_bastion -p bastion-tlsprobe
+PKGS       := -p mod_bastion -p bastion-tlsprobe -p bastion-keyserver
 
 .PHONY: all build build-test-hooks build-tools install uninstall setup run test test-rust test-e2e bench lint clean
 

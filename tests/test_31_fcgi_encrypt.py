@@ -37,6 +37,7 @@ def base_conf(s, ks, mc, app, sock_app, *, password=MODULE_PW, extra=""):
     subprocess.run(["htpasswd", "-bB", str(htpasswd), "bob", BOB_PW], check=True, capture_output=True)
     return f"""
 FastCgiExternalServer {s.htdocs}/store {app.address_args} -masterkeyserver {ks.url} -datakeyserver {ks.url} -pass-header X-Pass-Me
+FastCgiExternalServer {s.htdocs}/slow {app.address_args} -masterkeyserver {ks.url} -datakeyserver {ks.url} -idle-timeout 1
 FastCgiExternalServer {s.htdocs}/sock {sock_app.address_args} -masterkeyserver {ks.url} -datakeyserver 127.0.0.1:{ks.port}
 FastCgiMemcachedServer {mc.address}
 FastCgiUserName module
@@ -376,6 +377,14 @@ class TestFailures:
             assert r.status == 503
         finally:
             app.start()
+
+    def test_idle_timeout_gives_504(self, parts):
+        s, _, _, _, _ = parts
+        s.log_allow(r"did not answer within 1s \(-idle-timeout\)")
+        t = time.monotonic()
+        r = get(s, "/slow/__slow", "plain.test")
+        assert r.status == 504
+        assert time.monotonic() - t < 4
 
     def test_key_rotation(self, parts):
         """New objects use the newest data key once the cached "current version" expires
