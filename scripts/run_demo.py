@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""`make run`: start apache2 with mod_bastion from conf/demo.conf.in, in the foreground.
+"""`make run`: start apache2 with mod_bastion from conf/demo.conf.in, in the foreground, with
+the parts of the encrypted-FastCGI demo: our key server, memcached and a FastCGI blob store.
 
 The ServerRoot is generated under build/demo; ports are on 127.0.0.1 (8080 if free).
-Ctrl-C stops the server.
+Ctrl-C stops everything.
 """
 import os
 import signal
@@ -15,6 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SO = Path(os.environ.get("BASTION_MODULE", ROOT / "target/release/libmod_bastion.so"))
 APACHE2 = os.environ.get("APACHE2", "/usr/sbin/apache2")
 MODULES = "/usr/lib/apache2/modules"
+MODULE_PASSWORD = "demo module password"
+
+# The key server, memcached and FastCGI app helpers are the test harness's (one piece for both).
+sys.path.insert(0, str(ROOT / "tests"))
 
 
 def free_port(preferred: int) -> int:
@@ -66,6 +71,30 @@ def main() -> int:
         "<h1>mod_bastion demo</h1><p>See <a href='/bastion-info'>/bastion-info</a>.</p>"
         "</body></html>\n"
     )
+    from harness.fcgi import FcgiApp, KeyServer, Memcached  # noqa: E402 (needs sys.path above)
+
+    helpers = []
+    try:
+        ks = KeyServer(sr / "keyserver")
+        ks.add_user("module", MODULE_PASSWORD)
+        helpers.append(ks.start())
+        mc = Memcached()
+        helpers.append(mc.start())
+        app = FcgiApp(sr / "store")
+        helpers.append(app.start())
+    except Exception as e:  # noqa: BLE001 (any failure: stop what started, say why)
+        for h in reversed(helpers):
+            h.stop()
+        print(f"run_demo: starting the encrypted-FastCGI parts failed: {e}", file=sys.stderr)
+        return 1
+    try:
+        return serve(sr, http_port, https_port, ks, mc, app)
+    finally:
+        for h in reversed(helpers):
+            h.stop()
+
+
+def serve(sr: Path, http_port: int, https_port: int, ks, mc, app) -> int:
     conf = (ROOT / "conf" / "demo.conf.in").read_text()
     for k, v in {
         "@SERVER_ROOT@": str(sr),
@@ -73,6 +102,11 @@ def main() -> int:
         "@HTTPS_PORT@": str(https_port),
         "@MODULES@": MODULES,
         "@BASTION_SO@": str(SO),
+        "@APP_PORT@": str(app.port),
+        "@KEYSERVER@": ks.url,
+        "@KEYSERVER_CA@": str(ks.ca_path),
+        "@MEMCACHED_PORT@": str(mc.port),
+        "@MODULE_PASSWORD@": MODULE_PASSWORD,
     }.items():
         conf = conf.replace(k, v)
     conf_file = sr / "conf" / "httpd.conf"
@@ -89,6 +123,12 @@ def main() -> int:
     print(f"  https://localhost:{https_port}/bastion-info   (TLS by rustls; HTTP/2)")
     print(f"  try: curl -s http://127.0.0.1:{http_port}/bastion-info")
     print(f"       curl -s --http2 --cacert {sr}/conf/demo-ca.pem https://localhost:{https_port}/bastion-info -w '%{{http_version}}\\n'")
+    print(f"  encrypted FastCGI: /store/ -> FastCGI blob store on 127.0.0.1:{app.port}, key server {ks.url},")
+    print(f"                     memcached 127.0.0.1:{mc.port}; the store keeps only ciphertext in {app.dir}")
+    print(f"       curl -s -XPUT http://127.0.0.1:{http_port}/store/hello --data-binary teststring")
+    print(f"       curl -s http://127.0.0.1:{http_port}/store/hello")
+    print(f"       head -c 64 {app.dir}/hello | xxd      # MENC header + AES-256-GCM ciphertext")
+    print(f"       cat {sr}/logs/keys.log                # audit: one JSON line per key operation")
     print("Ctrl-C stops the server.", flush=True)
     proc = subprocess.Popen(base + ["-D", "FOREGROUND"])
     try:

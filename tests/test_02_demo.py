@@ -25,10 +25,18 @@ def test_demo_serves_http_and_https_then_stops():
         ca = REPO_ROOT / "build" / "demo" / "conf" / "demo-ca.pem"
         r = curl(f"https://localhost:{https_port}/bastion-info", resolve=True, cacert=ca, http2=True)
         assert r.status == 200 and r.http_version == "2" and "mod_bastion/" in r.text
+        # The encrypted-FastCGI round trip the demo prints.
+        r = curl(f"http://127.0.0.1:{http_port}/store/demo-check", data=b"teststring", method="PUT")
+        assert r.status == 201, r
+        stored = (REPO_ROOT / "build" / "demo" / "store" / "demo-check").read_bytes()
+        assert stored[:4] == b"MENC" and b"teststring" not in stored
+        r = curl(f"http://127.0.0.1:{http_port}/store/demo-check")
+        assert r.status == 200 and r.body == b"teststring"
     finally:
         p.send_signal(signal.SIGINT)
         out, _ = p.communicate(timeout=20)
     assert p.returncode == 0, out
     assert f"https://localhost:{https_port}/bastion-info" in out
+    assert f"curl -s -XPUT http://127.0.0.1:{http_port}/store/hello --data-binary teststring" in out
     assert "[warn]" not in out and "[error]" not in out, out
     assert not port_accepts(http_port)
