@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 # are compiled once with one feature set.
 PKGS       := -p mod_bastion -p bastion-tlsprobe -p bastion-keyserver
 
-.PHONY: all build build-test-hooks build-tools install uninstall setup run test test-rust test-e2e bench lint clean
+.PHONY: all build build-test-hooks build-tools install uninstall setup run test test-rust test-e2e bench bench-fcgi lint clean
 
 all: build
 
@@ -66,6 +66,10 @@ test-e2e:
 
 bench: setup build
 	$(PYTHON) bench/run.py
+
+# Encrypted FastCGI vs mod_proxy_fcgi (key server, memcached and the FastCGI app are started).
+bench-fcgi: setup build
+	$(PYTHON) bench/fcgi.py
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -438,6 +438,14 @@ impl KeyClient {
         *lock(&self.master.token) = None;
     }
 
+    /// Drops the unwrapped data keys and current versions held in process memory, keeping
+    /// master keys and tokens (what a child looks like when its data-key cache has expired
+    /// but the master key has not; used to measure the memcached path).
+    pub fn clear_data_keys(&self) {
+        self.keys.clear();
+        lock(&self.current).clear();
+    }
+
     fn remember(&self, id: &KeyId, key: &DataKey, is_current: bool) {
         self.keys.insert(id.clone(), key.clone());
         if is_current {
