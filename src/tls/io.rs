@@ -573,6 +573,14 @@ impl TlsConn {
             Mode::EatCrlf => return rv::ENOTIMPL,
             _ => {}
         }
+        if mode == Mode::Speculative && !block && self.avail().is_empty() && !self.eof {
+            // httpd asks whether more data is already here (ap_check_pipeline after each
+            // request). Nothing is buffered, so answer "not yet" without a read(2) that would
+            // almost always fail with EAGAIN; data that does arrive wakes the MPM's poll and is
+            // read as the next request. (Skipping this read also keeps APR's "incomplete read"
+            // hint, so the next blocking read polls first instead of trying read(2) twice.)
+            return rv::EAGAIN;
+        }
         while self.avail().is_empty() {
             if self.eof {
                 return rv::EOF;
