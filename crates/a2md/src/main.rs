@@ -67,8 +67,8 @@ enum Cmd {
         #[arg(required = true)]
         domains: Vec<String>,
     },
-    /// Change an MD: update NAME [domains|ca|account|contacts|agreement|challenges|
-    /// private-keys|renew-mode|renew-window|warn-window] ARGS...
+    /// Change an MD: update NAME [ASPECT ARGS...], ASPECT one of domains, ca, account,
+    /// contacts, agreement, challenges, private-keys, renew-mode, renew-window, warn-window
     Update {
         /// The MD's name.
         name: String,

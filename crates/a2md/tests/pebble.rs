@@ -138,6 +138,26 @@ fn add_drive_list_against_pebble() {
     let out = c.ok(&["drive", "test.example"]);
     assert_eq!(out.trim(), "test.example: complete.");
 
+    // Renewing early, as docs/a2md.md suggests: a 100% window is due at once; the
+    // previous certificates move to archive/.
+    c.ok(&["update", "test.example", "renew-window", "100%"]);
+    let out = c.ok(&["drive", "-c", "http-01", "test.example"]);
+    assert!(
+        out.contains("test.example: renewed, new certificates staged"),
+        "{out}"
+    );
+    // archive/test.example.0 is the md.json-only directory of the first activation.
+    assert!(base.join("archive/test.example.0/md.json").is_file());
+    let old = std::fs::read_to_string(base.join("archive/test.example.1/pubcert.pem")).unwrap();
+    assert_eq!(leaf_info(&old).unwrap().serial, rsa.serial);
+    let new = leaf_info(&std::fs::read_to_string(d.join("pubcert.pem")).unwrap()).unwrap();
+    assert_ne!(new.serial, rsa.serial);
+    c.ok(&["update", "test.example", "renew-window", "33%"]);
+    assert_eq!(
+        c.ok(&["drive", "test.example"]).trim(),
+        "test.example: complete."
+    );
+
     drop(c.p);
     let _ = std::fs::remove_dir_all(&c.work);
 }
