@@ -157,6 +157,18 @@ fn add_drive_list_against_pebble() {
         c.ok(&["drive", "test.example"]).trim(),
         "test.example: complete."
     );
+    let j: Value = serde_json::from_str(&c.ok(&["-j", "drive", "test.example"])).unwrap();
+    assert_eq!(j["status"], 0);
+    assert_eq!(j["output"][0]["name"], "test.example");
+    assert_eq!(j["output"][0]["state"], 2);
+    assert_eq!(j["output"][0]["activated"], false);
+    assert_eq!(
+        j["output"][0]["cert"]["rsa"]["serial"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches('0'),
+        new.serial.to_ascii_uppercase().trim_start_matches('0')
+    );
 
     drop(c.p);
     let _ = std::fs::remove_dir_all(&c.work);
