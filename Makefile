@@ -1,6 +1,7 @@
 # mod_bastion: build, install, run, test, bench.
 #   make            release build (target/release/libmod_bastion.so)
-#   make install    into `apxs -q LIBEXECDIR` (+ /etc/apache2/mods-available on Debian); DESTDIR honoured
+#   make install    into `apxs -q LIBEXECDIR` (+ /etc/apache2/mods-available on Debian), a2md into
+#                   $(BINDIR); DESTDIR honoured
 #   make run        demo server on 127.0.0.1 from conf/demo.conf.in, in the foreground
 #   make test       cargo test for the workspace, then the end-to-end tests (pytest)
 #   make bench      benchmarks against the stock modules (never run by CI)
@@ -13,10 +14,12 @@ SO         := target/release/libmod_bastion.so
 TEST_SO    := build/mod_bastion-test-hooks.so
 LIBEXECDIR  = $(shell $(APXS) -q LIBEXECDIR 2>/dev/null || echo /usr/lib/apache2/modules)
 SYSCONFDIR ?= /etc/apache2
+BINDIR     ?= /usr/local/sbin
+A2MD       := target/release/a2md
 PYTEST_ARGS ?=
-# The module and the test client are built in one cargo invocation, so their shared dependencies
-# are compiled once with one feature set.
-PKGS       := -p mod_bastion -p bastion-tlsprobe -p bastion-keyserver
+# The module, the test client, the key server and a2md are built in one cargo invocation, so
+# their shared dependencies are compiled once with one feature set.
+PKGS       := -p mod_bastion -p bastion-tlsprobe -p bastion-keyserver -p bastion-a2md
 
 .PHONY: all build build-test-hooks build-tools install uninstall setup run test test-rust test-e2e bench bench-fcgi lint clean
 
@@ -36,6 +39,8 @@ build-test-hooks: $(TEST_SO)
 install: build
 	install -d $(DESTDIR)$(LIBEXECDIR)
 	install -m 0644 $(SO) $(DESTDIR)$(LIBEXECDIR)/mod_bastion.so
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 0755 $(A2MD) $(DESTDIR)$(BINDIR)/a2md
 	@if [ -d $(DESTDIR)$(SYSCONFDIR)/mods-available ] || [ -d $(SYSCONFDIR)/mods-available ]; then \
 	  install -d $(DESTDIR)$(SYSCONFDIR)/mods-available; \
 	  sed 's#/usr/lib/apache2/modules#$(LIBEXECDIR)#' apxs/bastion.load > $(DESTDIR)$(SYSCONFDIR)/mods-available/bastion.load; \
@@ -44,7 +49,8 @@ install: build
 	fi
 
 uninstall:
-	rm -f $(DESTDIR)$(LIBEXECDIR)/mod_bastion.so $(DESTDIR)$(SYSCONFDIR)/mods-available/bastion.load \
+	rm -f $(DESTDIR)$(LIBEXECDIR)/mod_bastion.so $(DESTDIR)$(BINDIR)/a2md \
+	      $(DESTDIR)$(SYSCONFDIR)/mods-available/bastion.load \
 	      $(DESTDIR)$(SYSCONFDIR)/mods-available/bastion.conf
 
 setup:
@@ -55,7 +61,7 @@ run: setup build
 
 test: setup test-rust build build-test-hooks build-tools test-e2e
 
-# Test clients built from this workspace (a rustls client for post-quantum handshakes).
+# Tools built from this workspace: a rustls client for post-quantum handshakes (tests) and a2md.
 build-tools: build
 
 test-rust:

@@ -655,6 +655,16 @@ impl Driver {
             return Ok(found);
         }
         model::check_account_info(md)?;
+        self.create_account(md, ca_url).await
+    }
+
+    /// Registers a new account at `ca_url` for `md`'s contacts, agreement and EAB and
+    /// stores it in `accounts/ACME-<host>-NNNN/`.
+    async fn create_account(
+        &mut self,
+        md: &ManagedDomain,
+        ca_url: &str,
+    ) -> Result<(String, Account), Error> {
         let contacts: Vec<&str> = md.contacts.iter().map(String::as_str).collect();
         let eab = match &md.eab {
             Some(e) => Some(ExternalAccountKey::new(
@@ -1034,6 +1044,97 @@ impl Driver {
             done.push(format!("{}:{domain}", kind.as_str()));
         }
         Ok(done)
+    }
+}
+
+/// Account operations for tools such as `a2md acme …`, on accounts in `accounts/`.
+impl Driver {
+    /// Registers a new account at `ca_url` (always a new one, even if the store holds an
+    /// account for that CA) and returns its name in `accounts/`. The CA's terms must be
+    /// accepted (`agreement`) and at least one `mailto:` contact given.
+    pub async fn register_account(
+        &mut self,
+        ca_url: &str,
+        contacts: &[String],
+        agreement: Option<&str>,
+    ) -> Result<String, Error> {
+        let mut md = ManagedDomain::new("account.invalid", &[])
+            .map_err(|e| Error::Config(ConfigError(format!("internal: {e}"))))?;
+        md.name = "a2md".into();
+        md.ca.urls = vec![ca_url.to_string()];
+        md.ca.agreement = agreement.map(str::to_string);
+        md.contacts = contacts.to_vec();
+        model::check_account_info(&md)?;
+        Ok(self.create_account(&md, ca_url).await?.0)
+    }
+
+    fn stored_account(
+        &self,
+        name: &str,
+    ) -> Result<(AccountJson, PrivatePkcs8KeyDer<'static>), Error> {
+        let missing = || Error::Config(ConfigError(format!("unknown account: {name}")));
+        let j = self
+            .store
+            .read_json::<AccountJson>(Group::Accounts, name, "account.json")?
+            .ok_or_else(missing)?;
+        let pem = self
+            .store
+            .load_key(Group::Accounts, name, "account.pem")?
+            .ok_or_else(missing)?;
+        let der = PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes()).map_err(|_| {
+            Error::Config(ConfigError(format!(
+                "account {name}: account.pem is not a PKCS#8 key"
+            )))
+        })?;
+        Ok((j, der))
+    }
+
+    /// Asks the CA whether the stored account `name` exists there (a newAccount request
+    /// with `onlyReturnExisting`) and returns its `account.json`.
+    pub async fn validate_account(&mut self, name: &str) -> Result<AccountJson, Error> {
+        let (j, der) = self.stored_account(name)?;
+        let key = instant_acme::Key::from_pkcs8_der(der.clone_key())
+            .map_err(Error::acme("loading the account key"))?;
+        let _existing = self
+            .builder()?
+            .from_key(
+                (key, rustls_pki_types::PrivateKeyDer::Pkcs8(der)),
+                j.ca_url.clone(),
+            )
+            .await
+            .map_err(Error::acme("looking up the account"))?;
+        Ok(j)
+    }
+
+    /// Records `agreement` (a terms-of-service URL or `accepted`) for the stored account
+    /// `name` after checking that the CA knows it. Accounts are always registered with
+    /// the terms agreed, so nothing more is sent to the CA.
+    pub async fn agree_account(&mut self, name: &str, agreement: &str) -> Result<(), Error> {
+        let mut j = self.validate_account(name).await?;
+        j.agreement = Some(agreement.to_string());
+        self.store
+            .write_json(Group::Accounts, name, "account.json", &j)?;
+        Ok(())
+    }
+
+    /// Deactivates the stored account `name` at its CA and marks it `deactivated` in
+    /// its `account.json`, so no MD uses it again.
+    pub async fn deactivate_account(&mut self, name: &str) -> Result<(), Error> {
+        let (mut j, der) = self.stored_account(name)?;
+        let account = self
+            .builder()?
+            .from_parts(j.url.clone(), der, j.ca_url.clone())
+            .await
+            .map_err(Error::acme("loading the account"))?;
+        account
+            .deactivate()
+            .await
+            .map_err(Error::acme("deactivating the account"))?;
+        self.accounts.remove(name);
+        j.status = "deactivated".into();
+        self.store
+            .write_json(Group::Accounts, name, "account.json", &j)?;
+        Ok(())
     }
 }
 
