@@ -95,7 +95,7 @@ fn main() {
              AP_WATCHDOG_.*|AP_SQ_.*|M_.*|AP_FTYPE_.*|AP_MODE_.*|APR_BLOCK_READ|APR_NONBLOCK_READ|\
              ap_server_conf|ap_bucket_type_.*|apr_bucket_type_.*|AP_MPMQ_.*|AP_CONN_.*|APR_.*_NONBLOCK.*|\
              AP_SOCACHE_.*|AP_EXPR_.*|REQUEST_.*|HUGE_STRING_LEN|MAX_STRING_LEN|AP_IOBUFSIZE|APR_BUCKET_BUFF_SIZE|\
-             ap_top_module|ap_loaded_modules|AP_SERVER_BASEVERSION|DEFAULT_.*",
+             ap_top_module|ap_loaded_modules|AP_SERVER_BASEVERSION|DEFAULT_.*|ap_unixd_config",
         )
         .blocklist_function("ap_rputs")
         .derive_default(true)

@@ -18,6 +18,7 @@
 #include <util_script.h>
 #include <mod_watchdog.h>
 #include <mpm_common.h>
+#include <unixd.h>
 #include <scoreboard.h>
 #include <apr_strings.h>
 #include <apr_pools.h>

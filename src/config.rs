@@ -11,6 +11,8 @@ pub struct ServerConf {
     pub tls: crate::tls::conf::TlsServerConf,
     /// Encrypted FastCGI.
     pub fcgi: crate::fcgi::conf::FcgiServerConf,
+    /// Managed domains (main server only).
+    pub md: crate::md::conf::MdConf,
 }
 
 impl ModuleConfig for ServerConf {
@@ -19,6 +21,7 @@ impl ModuleConfig for ServerConf {
             core: crate::core::CoreServerConf::merge(&base.core, &add.core),
             tls: crate::tls::conf::TlsServerConf::merge(&base.tls, &add.tls),
             fcgi: crate::fcgi::conf::FcgiServerConf::merge(&base.fcgi, &add.fcgi),
+            md: base.md.clone(),
         }
     }
 }

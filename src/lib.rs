@@ -10,6 +10,7 @@ pub mod httpd;
 mod config;
 mod core;
 mod fcgi;
+mod md;
 #[cfg(feature = "test-hooks")]
 mod testhooks;
 mod tls;
@@ -58,6 +59,73 @@ directives! {
               c"TLSProxyCiphersSuppress name[:name...]|none"),
         take12(c"TLSProxyMachineCertificate", RSRC_CONF | PROXY_CONF, tls::conf::cmd_proxy_machine_cert,
               c"TLSProxyMachineCertificate cert.pem [key.pem]: a client certificate for backends"),
+        // Managed domains (mod_md's directives)
+        take_argv(c"MDomain", RSRC_CONF, md::conf::cmd_mdomain,
+              c"MDomain name... [auto|manual]: a managed domain (its names share one certificate)"),
+        raw_args(c"<MDomain", RSRC_CONF, md::conf::cmd_mdomain_section,
+              c"<MDomain name... [auto|manual]>: a managed domain with its own settings"),
+        take_argv(c"MDMember", RSRC_CONF, md::conf::cmd_members,
+              c"MDMember name: another name of the <MDomain>"),
+        take_argv(c"MDMembers", RSRC_CONF, md::conf::cmd_members,
+              c"MDMembers name...|auto|manual: names of the <MDomain>, or whether virtual host names join"),
+        take_argv(c"MDCertificateAuthority", RSRC_CONF, md::conf::cmd_ca,
+              c"MDCertificateAuthority url|letsencrypt|letsencrypt-test|buypass|buypass-test ..."),
+        take1(c"MDCertificateAgreement", RSRC_CONF, md::conf::cmd_agreement,
+              c"MDCertificateAgreement accepted: you accept the CA's terms of service"),
+        take1(c"MDContactEmail", RSRC_CONF, md::conf::cmd_contact,
+              c"MDContactEmail address: the ACME account's contact (default ServerAdmin)"),
+        take1(c"MDRenewMode", RSRC_CONF, md::conf::cmd_renew_mode,
+              c"MDRenewMode auto|always|manual"),
+        take1(c"MDDriveMode", RSRC_CONF, md::conf::cmd_renew_mode,
+              c"MDDriveMode auto|always|manual (old name of MDRenewMode)"),
+        take1(c"MDRenewWindow", RSRC_CONF, md::conf::cmd_renew_window,
+              c"MDRenewWindow duration|percent: renew this long before expiry (default 33%)"),
+        take1(c"MDWarnWindow", RSRC_CONF, md::conf::cmd_warn_window,
+              c"MDWarnWindow duration|percent: warn this long before expiry (default 10%)"),
+        take_argv(c"MDPrivateKeys", RSRC_CONF, md::conf::cmd_private_keys,
+              c"MDPrivateKeys RSA [bits]|secp256r1|secp384r1|... (one certificate per key type)"),
+        take_argv(c"MDCAChallenges", RSRC_CONF, md::conf::cmd_challenges,
+              c"MDCAChallenges http-01|tls-alpn-01|dns-01 ...: the challenge types to use"),
+        take1(c"MDRequireHttps", RSRC_CONF, md::conf::cmd_require_https,
+              c"MDRequireHttps off|temporary|permanent"),
+        take1(c"MDProfile", RSRC_CONF, md::conf::cmd_profile,
+              c"MDProfile name: the ACME certificate profile to ask for"),
+        take_argv(c"MDExternalAccountBinding", RSRC_CONF, md::conf::cmd_eab,
+              c"MDExternalAccountBinding key-id hmac-base64|none"),
+        flag(c"MDRenewViaARI", RSRC_CONF, md::conf::cmd_ari,
+              c"MDRenewViaARI on|off: follow the CA's renewal information (default on)"),
+        flag(c"MDMustStaple", RSRC_CONF, md::conf::cmd_must_staple,
+              c"MDMustStaple on|off"),
+        take1(c"MDChallengeDns01", RSRC_CONF, md::conf::cmd_dns01,
+              c"MDChallengeDns01 command: sets up and tears down dns-01 TXT records"),
+        take1(c"MDCertificateFile", RSRC_CONF, md::conf::cmd_cert_file,
+              c"MDCertificateFile file.pem: a static certificate for the <MDomain>"),
+        take1(c"MDCertificateKeyFile", RSRC_CONF, md::conf::cmd_key_file,
+              c"MDCertificateKeyFile file.pem: the key of MDCertificateFile"),
+        take1(c"MDStoreDir", RSRC_CONF, md::conf::cmd_store_dir,
+              c"MDStoreDir path: the store (default md under ServerRoot)"),
+        take_argv(c"MDPortMap", RSRC_CONF, md::conf::cmd_port_map,
+              c"MDPortMap 80:port 443:port: the local ports the public 80 and 443 reach"),
+        take1(c"MDCACertificateFile", RSRC_CONF, md::conf::cmd_ca_file,
+              c"MDCACertificateFile file.pem: the root to trust for the CA's https"),
+        take1(c"MDRetryDelay", RSRC_CONF, md::conf::cmd_retry_delay,
+              c"MDRetryDelay duration: the first wait after an error (doubles; default 5s)"),
+        take1(c"MDCheckInterval", RSRC_CONF, md::conf::cmd_check_interval,
+              c"MDCheckInterval duration: how often certificates are checked (default 12h)"),
+        take1(c"MDInitialDelay", RSRC_CONF, md::conf::cmd_initial_delay,
+              c"MDInitialDelay duration: wait this long after start before the first check"),
+        take1(c"MDMessageCmd", RSRC_CONF, md::conf::cmd_message_cmd,
+              c"MDMessageCmd command: run with (event, domain) on renewed/expiring/errored"),
+        take1(c"MDNotifyCmd", RSRC_CONF, md::conf::cmd_notify_cmd,
+              c"MDNotifyCmd command: run with the domain name once a certificate is renewed"),
+        flag(c"MDServerStatus", RSRC_CONF, md::conf::cmd_server_status,
+              c"MDServerStatus on|off: the section in mod_status (default on)"),
+        flag(c"MDCertificateStatus", RSRC_CONF, md::conf::cmd_certificate_status,
+              c"MDCertificateStatus on|off: /.httpd/certificate-status (default on)"),
+        flag(c"MDStapling", RSRC_CONF, md::conf::cmd_stapling,
+              c"MDStapling on|off: OCSP stapling by the module (default off)"),
+        flag(c"MDStapleOthers", RSRC_CONF, md::conf::cmd_staple_others,
+              c"MDStapleOthers on|off: also staple certificates not managed (default on)"),
         // Encrypted FastCGI (mod_encrypt's directives, and what it lacked)
         take_argv(c"FastCgiExternalServer", RSRC_CONF, fcgi::conf::cmd_external_server,
               c"FastCgiExternalServer path -host host:port|-socket path [-masterkeyserver URL] [-datakeyserver URL] [-appConnTimeout n] [-idle-timeout n] [-pass-header name] [-flush]"),
@@ -107,6 +175,24 @@ fn register_hooks(reg: &Registrar) {
     hook!(reg, post_config, core::post_config, Order::Middle);
     hook!(reg, child_init, core::child_init, Order::Middle);
     hook!(reg, handler, core::info_handler, Order::Middle);
+
+    // Managed domains: the store and fallbacks are ready before any TLS module asks.
+    hook!(reg, check_config, md::check_config, Order::Middle);
+    hook!(reg, post_config, md::post_config, Order::First);
+    hook!(reg, post_read_request, md::http_challenge, Order::First);
+    hook!(reg, ssl_add_cert_files, md::add_cert_files, Order::Middle);
+    hook!(
+        reg,
+        ssl_add_fallback_cert_files,
+        md::add_fallback_cert_files,
+        Order::Middle
+    );
+    hook!(
+        reg,
+        ssl_answer_challenge,
+        md::answer_challenge,
+        Order::Middle
+    );
 
     // Encrypted FastCGI
     hook!(reg, check_config, fcgi::check_config, Order::Middle);

@@ -33,6 +33,17 @@ impl<'a> Pool<'a> {
         })
     }
 
+    /// Resolves `path` against ServerRoot, as httpd does for file names in directives.
+    pub fn server_root_relative(&self, path: &str) -> std::path::PathBuf {
+        let c = super::to_cstring(path);
+        // SAFETY: valid pool and string; httpd returns a pool string or NULL.
+        let r = unsafe { ffi::ap_server_root_relative(self.as_ptr(), c.as_ptr()) };
+        // SAFETY: NULL or NUL-terminated.
+        unsafe { super::cstr(r) }
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::PathBuf::from(path))
+    }
+
     /// The raw pointer, for calls into httpd.
     pub fn as_ptr(&self) -> *mut ffi::apr_pool_t {
         self.raw.as_ptr()

@@ -24,3 +24,10 @@ pub fn mpm_name() -> String {
         .unwrap_or("?")
         .to_string()
 }
+
+/// The uid and gid the children run as (`User`, `Group`; mod_unixd's configuration).
+pub fn worker_ids() -> (u32, u32) {
+    // SAFETY: ap_unixd_config is a plain struct httpd fills while reading the configuration
+    // and does not change afterwards; reading two integers from it is safe in any hook.
+    unsafe { (ffi::ap_unixd_config.user_id, ffi::ap_unixd_config.group_id) }
+}

@@ -435,12 +435,18 @@ impl TlsConn {
                     "tls-alpn-01 challenge",
                     &bastion_tls::base_provider(),
                 );
-                if let Ok(l) = loaded
-                    && let Ok(cfg) = bastion_tls::config::challenge_config(l.certified_key)
-                {
-                    self.settled.challenge = true;
-                    self.vhost = Some(vhost);
-                    return self.accept(c, accepted, cfg);
+                match loaded.map_err(|e| e.to_string()).and_then(|l| {
+                    bastion_tls::config::challenge_config(l.certified_key)
+                        .map_err(|e| e.to_string())
+                }) {
+                    Ok(cfg) => {
+                        self.settled.challenge = true;
+                        self.vhost = Some(vhost);
+                        return self.accept(c, accepted, cfg);
+                    }
+                    Err(e) => tracing::error!(
+                        "tls-alpn-01 challenge for {name}: the provider's certificate is unusable: {e}"
+                    ),
                 }
             }
         }

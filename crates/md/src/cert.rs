@@ -102,3 +102,23 @@ pub fn info_der(der: &CertificateDer<'_>) -> Result<CertInfo, CertError> {
         ari_id,
     })
 }
+
+/// A self-signed certificate and key (PEM) for `domains`, valid for 7 days: what a
+/// managed domain is served with before its first certificate exists (every request then
+/// gets 503, as with mod_md). The key is P-256.
+pub fn fallback_cert(
+    domains: &[String],
+) -> Result<(String, zeroize::Zeroizing<String>), rcgen::Error> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut params = rcgen::CertificateParams::new(domains.to_vec())?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        "Temporary Certificate (no certificate issued yet)",
+    );
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - std::time::Duration::from_secs(60);
+    params.not_after = now + std::time::Duration::from_secs(7 * 86_400);
+    let cert = params.self_signed(&key)?;
+    Ok((cert.pem(), zeroize::Zeroizing::new(key.serialize_pem())))
+}

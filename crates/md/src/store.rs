@@ -162,7 +162,27 @@ struct StoreVersion {
 /// An opened store rooted at a base directory.
 pub struct Store {
     base: PathBuf,
+    seed: Zeroizing<Vec<u8>>,
     key: LessSafeKey,
+}
+
+/// A second handle on the same store, with the key already in memory (for a child process
+/// that may not read `md_store.json` itself).
+impl Clone for Store {
+    fn clone(&self) -> Self {
+        Self {
+            base: self.base.clone(),
+            seed: self.seed.clone(),
+            key: derive_key(&self.seed).expect("key derived once already"),
+        }
+    }
+}
+
+fn derive_key(seed: &[u8]) -> Option<LessSafeKey> {
+    let salt = aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, b"bastion-md");
+    let prk = salt.extract(seed);
+    let okm = prk.expand(&[ENC_INFO], &AES_256_GCM).ok()?;
+    Some(LessSafeKey::new(UnboundKey::from(okm)))
 }
 
 impl std::fmt::Debug for Store {
@@ -272,13 +292,12 @@ impl Store {
             }
             Err(e) => return Err(io("read", &meta_path)(e)),
         };
-        let salt = aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, b"bastion-md");
-        let prk = salt.extract(&key_bytes);
-        let okm = prk
-            .expand(&[ENC_INFO], &AES_256_GCM)
-            .map_err(|_| StoreError::Decrypt(meta_path.clone()))?;
-        let key = LessSafeKey::new(UnboundKey::from(okm));
-        Ok(Self { base, key })
+        let key = derive_key(&key_bytes).ok_or_else(|| StoreError::Decrypt(meta_path.clone()))?;
+        Ok(Self {
+            base,
+            seed: key_bytes,
+            key,
+        })
     }
 
     /// The store's root directory.

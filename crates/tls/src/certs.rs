@@ -257,11 +257,20 @@ fn build(
                 key: key_origin.to_string(),
             });
         }
+        // webpki refuses to parse some valid certificates as end-entity certificates, e.g. a
+        // tls-alpn-01 challenge certificate with its critical acmeIdentifier extension
+        // (RFC 8737). Compare the public keys directly then.
         Err(e) => {
-            return Err(CertError::BadCertificate {
-                origin: cert_origin.to_string(),
-                detail: e.to_string(),
+            let spki_matches = ck.key.public_key().is_some_and(|spki| {
+                x509_parser::parse_x509_certificate(ck.cert[0].as_ref())
+                    .is_ok_and(|(_, c)| c.tbs_certificate.subject_pki.raw == spki.as_ref())
             });
+            if !spki_matches {
+                return Err(CertError::BadCertificate {
+                    origin: cert_origin.to_string(),
+                    detail: e.to_string(),
+                });
+            }
         }
     }
     tracing::debug!(

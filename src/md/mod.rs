@@ -1,0 +1,495 @@
+//! Managed domains (mod_md's job): configuration checks, the store, the ACME watchdog task,
+//! challenge answers and the certificates offered to the TLS filter (and mod_ssl) through
+//! httpd's SSL provider hooks.
+//!
+//! The engine (`bastion_md`) does the ACME work and the store; this file wires it to httpd:
+//! - check_config: the MDs with all settings applied, checked (also for `apachectl -t`);
+//! - post_config (parent, as root): store opened and synced, staged certificates promoted,
+//!   fallback certificates made, worker directories handed to `User`, the watchdog registered;
+//! - the watchdog task (one child, one thread, a current-thread tokio runtime): drives orders;
+//! - every child: http-01 answers (post_read_request), tls-alpn-01 answers
+//!   (ssl_answer_challenge), certificate files (ssl_add_cert_files / fallback).
+
+pub mod conf;
+
+use crate::ServerConf;
+use crate::httpd::log::{Level, log_startup};
+use crate::httpd::optional::{WatchdogState, watchdog_singleton};
+use crate::httpd::{Conn, Pool, Request, Server, Status, state, status};
+use bastion_md::model::{self, ChallengeType, ManagedDomain, RenewMode};
+use bastion_md::store::{self, Group};
+use bastion_md::{Driver, DriverConfig, Outcome, Store, challenge};
+use conf::MdConf;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+/// What the children need: the store (opened by the parent, its key in memory) and the
+/// resolved managed domains.
+pub struct Runtime {
+    store: Store,
+    mds: Vec<ManagedDomain>,
+    statics: HashMap<String, StaticFiles>,
+    driver: DriverConfig,
+    initial_delay: Duration,
+    notify_cmd: Option<String>,
+    message_cmd: Option<String>,
+}
+
+static RUNTIME: RwLock<Option<Arc<Runtime>>> = RwLock::new(None);
+
+fn runtime() -> Option<Arc<Runtime>> {
+    RUNTIME.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+fn md_conf<'a>(main: &Server<'a>) -> &'a MdConf {
+    &main.config::<ServerConf>().md
+}
+
+fn names_of(s: &Server<'_>) -> Vec<String> {
+    let mut v: Vec<String> = s.hostname().into_iter().map(str::to_string).collect();
+    v.extend(s.aliases().into_iter().map(str::to_string));
+    v.extend(s.wild_aliases().into_iter().map(str::to_string));
+    v.iter_mut()
+        .for_each(|n| *n = n.trim_end_matches('.').to_ascii_lowercase());
+    v
+}
+
+fn covers(md: &ManagedDomain, name: &str) -> bool {
+    md.domains.iter().any(|d| {
+        d == name
+            || d.strip_prefix("*.")
+                .is_some_and(|suffix| name.split_once('.').is_some_and(|(_, rest)| rest == suffix))
+    })
+}
+
+/// A static certificate and key (`MDCertificateFile`, `MDCertificateKeyFile`).
+type StaticFiles = (PathBuf, PathBuf);
+
+/// The MDs with every setting applied, `MDMembers auto` names added from the virtual hosts,
+/// and checked as mod_md checks them.
+fn resolve(main: &Server<'static>) -> Result<Vec<(ManagedDomain, Option<StaticFiles>)>, String> {
+    let c = md_conf(main);
+    let mut out = Vec::new();
+    for (mut md, decl) in c.resolve(main.admin()) {
+        let auto = decl.members_auto.or(c.members_auto).unwrap_or(true);
+        for s in main.iter() {
+            let names = names_of(&s);
+            if !names.iter().any(|n| covers(&md, n)) {
+                continue;
+            }
+            let missing: Vec<&String> = names.iter().filter(|n| !covers(&md, n)).collect();
+            if missing.is_empty() {
+                continue;
+            }
+            if auto {
+                for n in missing {
+                    if !n.starts_with("*.") || md.dns01_cmd.is_some() {
+                        md.domains.push(n.clone());
+                    }
+                }
+            } else {
+                return Err(format!(
+                    "MDomain {} ({}): the virtual host {} also answers to {}, which the \
+                     managed domain does not cover; add them with MDMember inside \
+                     <MDomain {}>, or set MDMembers auto",
+                    md.name,
+                    decl.defined_at,
+                    s.defined_at(),
+                    missing
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    md.name
+                ));
+            }
+        }
+        let statics = match (&decl.cert_file, &decl.key_file) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            (None, None) => None,
+            _ => {
+                return Err(format!(
+                    "MDomain {} ({}): MDCertificateFile and MDCertificateKeyFile go together",
+                    md.name, decl.defined_at
+                ));
+            }
+        };
+        model::check_domain(&md).map_err(|e| format!("{} ({})", e.0, decl.defined_at))?;
+        if statics.is_none() && md.renew_mode != RenewMode::Manual {
+            model::check_account_info(&md).map_err(|e| format!("{} ({})", e.0, decl.defined_at))?;
+        }
+        out.push((md, statics));
+    }
+    let only: Vec<ManagedDomain> = out.iter().map(|(m, _)| m.clone()).collect();
+    model::check_overlaps(&only).map_err(|e| e.0)?;
+    Ok(out)
+}
+
+fn fail(msg: &str) -> Status {
+    log_startup(Level::Emerg, &format!("mod_bastion: {msg}"));
+    status::INTERNAL_SERVER_ERROR
+}
+
+/// check_config: the managed domains are consistent (runs for `apachectl -t` too).
+pub fn check_config(_p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
+    if !md_conf(&main).active() {
+        return status::OK;
+    }
+    match resolve(&main) {
+        Ok(_) => status::OK,
+        Err(e) => fail(&e),
+    }
+}
+
+fn chown_tree(dir: &std::path::Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::chown(dir, Some(uid), Some(gid))?;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            chown_tree(&e.path(), uid, gid)?;
+        } else {
+            std::os::unix::fs::lchown(e.path(), Some(uid), Some(gid))?;
+        }
+    }
+    Ok(())
+}
+
+/// post_config (second pass, parent): store, promotion, fallbacks, watchdog.
+pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
+    let c = md_conf(&main);
+    if state::is_first_config_pass() || !c.active() {
+        *RUNTIME.write().unwrap_or_else(|p| p.into_inner()) = None;
+        return status::OK;
+    }
+    let resolved = match resolve(&main) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let dir = c
+        .store_dir
+        .clone()
+        .unwrap_or_else(|| p.server_root_relative("md"));
+    let store = match Store::open(&dir) {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("MDStoreDir {}: {e}", dir.display())),
+    };
+    let mut mds = Vec::new();
+    let mut statics = HashMap::new();
+    for (md, st) in resolved {
+        if let Some(files) = st {
+            statics.insert(md.name.clone(), files);
+            mds.push(md);
+            continue;
+        }
+        // A complete set of staged certificates becomes the live one (mod_md does this at
+        // every start, so a renewal waits at most for the next restart there).
+        if store.staging_complete(&md).is_ok() {
+            match store.promote_staging(&md.name) {
+                Ok(true) => tracing::info!("{}: new certificate activated", md.name),
+                Ok(false) => {}
+                Err(e) => tracing::error!("{}: activating the staged certificate: {e}", md.name),
+            }
+        }
+        if let Err(e) = store.save_md(Group::Domains, &md) {
+            return fail(&format!("MDomain {}: writing md.json: {e}", md.name));
+        }
+        if !has_certs(&store, &md) && !has_fallback(&store, &md) {
+            match bastion_md::cert::fallback_cert(&md.domains) {
+                Ok((cert, key)) => {
+                    let r = store
+                        .save_key(Group::Domains, &md.name, FALLBACK_KEY, &key)
+                        .and_then(|_| {
+                            store.write(Group::Domains, &md.name, FALLBACK_CERT, cert.as_bytes())
+                        });
+                    if let Err(e) = r {
+                        return fail(&format!("MDomain {}: fallback certificate: {e}", md.name));
+                    }
+                }
+                Err(e) => return fail(&format!("MDomain {}: fallback certificate: {e}", md.name)),
+            }
+        }
+        mds.push(md);
+    }
+    let (uid, gid) = state::worker_ids();
+    for d in store.worker_owned_dirs() {
+        if let Err(e) = chown_tree(&d, uid, gid) {
+            return fail(&format!("{}: giving it to the User: {e}", d.display()));
+        }
+    }
+    let driver = DriverConfig {
+        ca_file: c.ca_file.clone(),
+        retry_delay: c
+            .retry_delay
+            .unwrap_or(bastion_md::renewal::DEFAULT_RETRY_DELAY),
+        check_interval: c
+            .check_interval
+            .unwrap_or(bastion_md::renewal::DEFAULT_CHECK_INTERVAL),
+        auto_challenges: auto_challenges(&main, c),
+        ..DriverConfig::default()
+    };
+    let managed = mds
+        .iter()
+        .filter(|m| !statics.contains_key(&m.name))
+        .count();
+    *RUNTIME.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Runtime {
+        store,
+        mds,
+        statics,
+        driver,
+        initial_delay: c.initial_delay.unwrap_or(Duration::ZERO),
+        notify_cmd: c.notify_cmd.clone(),
+        message_cmd: c.message_cmd.clone(),
+    }));
+    if managed > 0
+        && let Err(e) = watchdog_singleton(c"bastion-md", Duration::from_secs(1), p, watchdog)
+    {
+        return fail(&e);
+    }
+    status::OK
+}
+
+/// The challenge types the server can answer: tls-alpn-01 when the TLS filter serves the
+/// public https port, http-01 when the http port is served (MDPortMap maps 80/443 to the
+/// local ports).
+fn auto_challenges(main: &Server<'static>, c: &MdConf) -> Vec<ChallengeType> {
+    let (http, https) = c.port_map.unwrap_or((80, 443));
+    let mut ports = Vec::new();
+    for s in main.iter() {
+        for a in s.addrs() {
+            ports.push(a.port);
+        }
+    }
+    let tls_ports: Vec<u16> = main
+        .config::<ServerConf>()
+        .tls
+        .engines
+        .iter()
+        .map(|e| e.port)
+        .chain(main.iter().flat_map(|s| {
+            s.config::<ServerConf>()
+                .tls
+                .engines
+                .iter()
+                .map(|e| e.port)
+                .collect::<Vec<_>>()
+        }))
+        .collect();
+    let mut v = Vec::new();
+    if https != 0 && tls_ports.contains(&https) {
+        v.push(ChallengeType::TlsAlpn01);
+    }
+    if http != 0 && (ports.contains(&http) || ports.contains(&0)) {
+        v.push(ChallengeType::Http01);
+    }
+    if v.is_empty() {
+        v = vec![ChallengeType::Http01, ChallengeType::TlsAlpn01];
+    }
+    v
+}
+
+const FALLBACK_CERT: &str = "fallback-pubcert.pem";
+const FALLBACK_KEY: &str = "fallback-privkey.pem";
+
+fn has_certs(store: &Store, md: &ManagedDomain) -> bool {
+    md.pkeys.iter().all(|k| {
+        store.exists(Group::Domains, &md.name, &store::pubcert_file(k))
+            && store.exists(Group::Domains, &md.name, &store::privkey_file(k))
+    })
+}
+
+fn has_fallback(store: &Store, md: &ManagedDomain) -> bool {
+    store.exists(Group::Domains, &md.name, FALLBACK_CERT)
+        && store.exists(Group::Domains, &md.name, FALLBACK_KEY)
+}
+
+fn md_for<'r>(rt: &'r Runtime, s: &Server<'_>) -> Option<&'r ManagedDomain> {
+    let names = names_of(s);
+    rt.mds
+        .iter()
+        .find(|m| names.first().is_some_and(|n| covers(m, n)))
+}
+
+fn path(store: &Store, md: &ManagedDomain, file: &str) -> String {
+    store
+        .path(Group::Domains, &md.name, file)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// ssl_add_cert_files: the live certificates of the MD that covers the host.
+pub fn add_cert_files(s: Server, _p: &Pool) -> Vec<(String, String)> {
+    let Some(rt) = runtime() else {
+        return Vec::new();
+    };
+    let Some(md) = md_for(&rt, &s) else {
+        return Vec::new();
+    };
+    if let Some((c, k)) = rt.statics.get(&md.name) {
+        return vec![(
+            c.to_string_lossy().into_owned(),
+            k.to_string_lossy().into_owned(),
+        )];
+    }
+    if !has_certs(&rt.store, md) {
+        return Vec::new();
+    }
+    md.pkeys
+        .iter()
+        .map(|k| {
+            (
+                path(&rt.store, md, &store::pubcert_file(k)),
+                path(&rt.store, md, &store::privkey_file(k)),
+            )
+        })
+        .collect()
+}
+
+/// ssl_add_fallback_cert_files: a self-signed certificate until the first one is issued
+/// (the TLS filter then answers every request with 503).
+pub fn add_fallback_cert_files(s: Server, _p: &Pool) -> Vec<(String, String)> {
+    let Some(rt) = runtime() else {
+        return Vec::new();
+    };
+    match md_for(&rt, &s) {
+        Some(md) if !rt.statics.contains_key(&md.name) && has_fallback(&rt.store, md) => {
+            vec![(
+                path(&rt.store, md, FALLBACK_CERT),
+                path(&rt.store, md, FALLBACK_KEY),
+            )]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// ssl_answer_challenge: the tls-alpn-01 certificate for `name`, if a challenge is set up.
+pub fn answer_challenge(_c: Conn, name: &str) -> Option<(String, String)> {
+    let rt = runtime()?;
+    let (cert, key) = challenge::tls_alpn01_answer(&rt.store, name)?;
+    tracing::debug!("answering the tls-alpn-01 challenge for {name}");
+    Some((cert, key.to_string()))
+}
+
+const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
+
+/// post_read_request: http-01 answers from the store, on every child.
+pub fn http_challenge(r: &mut Request) -> Status {
+    if !r.uri().starts_with(ACME_CHALLENGE) {
+        return status::DECLINED;
+    }
+    let Some(rt) = runtime() else {
+        return status::DECLINED;
+    };
+    let host = r.hostname().unwrap_or("").to_string();
+    if !rt.mds.iter().any(|m| covers(m, &host)) {
+        return status::DECLINED;
+    }
+    let Some(answer) = challenge::http01_answer(&rt.store, &host) else {
+        return status::NOT_FOUND;
+    };
+    tracing::debug!("answering the http-01 challenge for {host}");
+    r.set_status(200);
+    r.set_content_type("text/plain");
+    r.set_content_length(answer.len() as u64);
+    let mut bb = r.brigade();
+    if !r.header_only() {
+        bb.push_copy(answer.as_bytes());
+    }
+    bb.push_eos();
+    let _ = r.pass(&mut bb);
+    status::DONE
+}
+
+/// The watchdog child's state: the tokio runtime, the driver and when each MD is due.
+struct Drive {
+    tokio: tokio::runtime::Runtime,
+    driver: Driver,
+    due: HashMap<String, SystemTime>,
+}
+
+static DRIVE: Mutex<Option<Drive>> = Mutex::new(None);
+
+fn run_cmd(cmd: &Option<String>, args: &[&str]) {
+    let Some(cmd) = cmd else { return };
+    let mut parts = cmd.split_whitespace();
+    let Some(prog) = parts.next() else { return };
+    match std::process::Command::new(prog)
+        .args(parts)
+        .args(args)
+        .status()
+    {
+        Ok(s) if s.success() => tracing::debug!("{cmd} {}: ok", args.join(" ")),
+        Ok(s) => tracing::warn!("{cmd} {}: exited with {s}", args.join(" ")),
+        Err(e) => tracing::warn!("{cmd} {}: {e}", args.join(" ")),
+    }
+}
+
+/// The watchdog task: every second, drive the MDs that are due.
+fn watchdog(st: WatchdogState, _p: &Pool) {
+    if st != WatchdogState::Running {
+        if st == WatchdogState::Stopping {
+            *DRIVE.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        return;
+    }
+    let Some(rt) = runtime() else { return };
+    let mut guard = DRIVE.lock().unwrap_or_else(|p| p.into_inner());
+    if guard.is_none() {
+        let tokio = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!("managed domains: cannot start the ACME runtime: {e}");
+                return;
+            }
+        };
+        let start = SystemTime::now() + rt.initial_delay;
+        *guard = Some(Drive {
+            tokio,
+            driver: Driver::new(rt.store.clone(), rt.driver.clone()),
+            due: rt.mds.iter().map(|m| (m.name.clone(), start)).collect(),
+        });
+    }
+    let d = guard.as_mut().expect("drive state");
+    let now = SystemTime::now();
+    for md in &rt.mds {
+        if rt.statics.contains_key(&md.name) {
+            continue;
+        }
+        if d.due.get(&md.name).is_some_and(|t| *t > now) {
+            continue;
+        }
+        let r = d.tokio.block_on(d.driver.drive(md));
+        let next = match r {
+            Ok(o) => {
+                match o {
+                    Outcome::Renewed { .. } => {
+                        tracing::info!(
+                            "The Managed Domain {} has been setup and changes will be \
+                             activated on next (graceful) server restart.",
+                            md.name
+                        );
+                        run_cmd(&rt.notify_cmd, &[&md.name]);
+                        run_cmd(&rt.message_cmd, &["renewed", &md.name]);
+                    }
+                    Outcome::NotDue { warn: true, .. } => {
+                        run_cmd(&rt.message_cmd, &["expiring", &md.name]);
+                    }
+                    _ => {}
+                }
+                o.next_run()
+            }
+            Err(e) => {
+                tracing::warn!("{}: {e}", md.name);
+                run_cmd(&rt.message_cmd, &["errored", &md.name]);
+                d.driver
+                    .next_run(&md.name)
+                    .unwrap_or(now + Duration::from_secs(5))
+            }
+        };
+        d.due.insert(md.name.clone(), next);
+    }
+}

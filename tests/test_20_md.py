@@ -1,0 +1,149 @@
+"""Managed domains (issue #6) against Debian's pebble with pebble-challtestsrv as DNS: the
+fallback certificate and 503 before issuance, issuance through http-01 and tls-alpn-01 by the
+watchdog task, the store layout and permissions, MDNotifyCmd/MDMessageCmd, activation at the
+next restart, and configuration errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import ssl
+import socket
+import stat
+import time
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from harness import curl
+from harness.pebble import Pebble
+
+NOTIFY = """#!/bin/sh
+echo "notify $@" >> "{out}"
+"""
+MESSAGE = """#!/bin/sh
+echo "message $@" >> "{out}"
+"""
+
+
+def served_cert(port: int, name: str) -> x509.Certificate:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        with ctx.wrap_socket(s, server_hostname=name) as t:
+            return x509.load_der_x509_certificate(t.getpeercert(binary_form=True))
+
+
+def md_conf(s, p: Pebble, names: list[str], challenge: str, extra: str = "") -> str:
+    https = s.port("https")
+    notify = s.write_file("notify.sh", NOTIFY.format(out=s.root / "logs" / "notify.txt"), mode=0o755,
+                          base=s.root / "conf")
+    message = s.write_file("message.sh", MESSAGE.format(out=s.root / "logs" / "notify.txt"), mode=0o755,
+                           base=s.root / "conf")
+    ca_copy = s.write_file("pebble-root.pem", Path(p.tls_root).read_text(), base=s.root / "conf")
+    os.chmod(s.root / "logs", 0o777)
+    return f"""
+ServerAdmin admin@example.org
+Listen 127.0.0.1:{https}
+TLSEngine 127.0.0.1:{https}
+MDCertificateAuthority {p.dir_url}
+MDCACertificateFile {ca_copy}
+MDCertificateAgreement accepted
+MDCAChallenges {challenge}
+MDRetryDelay 1s
+MDNotifyCmd {notify}
+MDMessageCmd {message}
+MDomain {' '.join(names)}
+{extra}
+<VirtualHost 127.0.0.1:{https}>
+  ServerName {names[0]}
+  {('ServerAlias ' + ' '.join(names[1:])) if len(names) > 1 else ''}
+</VirtualHost>
+"""
+
+
+@pytest.mark.parametrize("challenge", ["http-01", "tls-alpn-01"], scope="class")
+class TestIssue:
+    @pytest.fixture(scope="class")
+    @classmethod
+    def env(cls, httpd_factory, challenge):
+        s = httpd_factory(name=challenge)
+        s.set_log_level("bastion", "debug")
+        p = Pebble(s.root / "pebble", http_port=s.http_port, tls_port=s.port("https")).start()
+        names = ["md-a.test", "www.md-a.test"]
+        s.add_conf(md_conf(s, p, names, challenge))
+        s.start()
+        yield s, p, names
+        s.stop()
+        p.stop()
+
+    def test_fallback_then_issue_then_restart(self, env, challenge):
+        s, p, names = env
+        https = s.port("https")
+        # Before a certificate exists: a self-signed fallback, and 503 for every request.
+        cert = served_cert(https, names[0])
+        assert "Temporary Certificate" in cert.subject.rfc4514_string()
+        r = curl(f"https://{names[0]}:{https}/", resolve=True, insecure=True)
+        assert r.status == 503
+        # The watchdog task orders, answers the challenge and stages the certificate.
+        s.wait_for_log(r"The Managed Domain md-a\.test has been setup", timeout=90)
+        staged = s.root / "md" / "staging" / "md-a.test"
+        assert (staged / "pubcert.pem").exists()
+        notes = (s.root / "logs" / "notify.txt").read_text()
+        assert "notify md-a.test" in notes and "message renewed md-a.test" in notes
+        # The next restart promotes staging to domains/ and serves the new certificate.
+        s.graceful()
+        live = s.root / "md" / "domains" / "md-a.test"
+        assert (live / "pubcert.pem").exists() and (live / "privkey.pem").exists()
+        assert stat.S_IMODE((live / "privkey.pem").stat().st_mode) == 0o600
+        assert stat.S_IMODE((s.root / "md" / "domains").stat().st_mode) == 0o700
+        assert json.loads((live / "md.json").read_text())["domains"] == names
+        root = s.write_file("issuing-root.pem", p.issuing_root(), base=s.root / "conf")
+        for n in names:
+            r = curl(f"https://{n}:{https}/", resolve=True, cacert=root)
+            assert r.returncode == 0 and r.status in (200, 404), r
+        cert = served_cert(https, names[1])
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert set(sans.get_values_for_type(x509.DNSName)) == set(names)
+
+
+class TestConfigErrors:
+    @pytest.mark.parametrize("snippet,expect", [
+        ("MDomain a.test\nMDomain b.test a.test\nMDCertificateAgreement accepted\nServerAdmin x@y.z",
+         r"both contain \"a.test\""),
+        ("MDomain *.w.test\nMDCertificateAgreement accepted\nServerAdmin x@y.z",
+         r"wildcard names need the dns-01 challenge"),
+        ("MDomain c.test\nServerAdmin x@y.z", r"MDCertificateAgreement accepted"),
+        ("MDomain d.test\nMDCertificateAgreement accepted\nServerAdmin nomail",
+         r"no contact email"),
+        ("MDRenewWindow 200%", r"MDRenewWindow"),
+        ("MDPrivateKeys RSA 512", r"MDPrivateKeys"),
+        ("MDCAChallenges http-02", r"MDCAChallenges"),
+        ("MDMember x.test", r"inside <MDomain"),
+        ("MDomain e.test\nMDCertificateAgreement accepted\nServerAdmin x@y.z\nMDMembers manual\n"
+         "<VirtualHost *:80>\nServerName e.test\nServerAlias other.test\n</VirtualHost>",
+         r"also answers to other\.test"),
+    ])
+    def test_bad_configuration_fails_configtest(self, httpd_factory, snippet, expect):
+        import hashlib
+        s = httpd_factory(name=hashlib.sha1(snippet.encode()).hexdigest()[:8])
+        s.add_conf(snippet)
+        rc, out = s.configtest()
+        assert rc != 0 and re.search(expect, out), out
+
+    def test_section_settings(self, httpd_factory):
+        s = httpd_factory(name="section")
+        s.add_conf("""
+MDCertificateAgreement accepted
+ServerAdmin x@y.z
+<MDomain f.test>
+  MDMember www.f.test
+  MDPrivateKeys secp256r1 RSA 3072
+  MDRenewWindow 10d
+</MDomain>
+""")
+        rc, out = s.configtest()
+        assert rc == 0, out
