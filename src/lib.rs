@@ -193,6 +193,7 @@ fn register_hooks(reg: &Registrar) {
         md::answer_challenge,
         Order::Middle
     );
+    hook!(reg, pre_connection, md::pre_connection, Order::First);
 
     // Encrypted FastCGI
     hook!(reg, check_config, fcgi::check_config, Order::Middle);

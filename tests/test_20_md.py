@@ -92,16 +92,34 @@ class TestIssue:
         s.wait_for_log(r"The Managed Domain md-a\.test has been setup", timeout=90)
         staged = s.root / "md" / "staging" / "md-a.test"
         assert (staged / "pubcert.pem").exists()
-        notes = (s.root / "logs" / "notify.txt").read_text()
-        assert "notify md-a.test" in notes and "message renewed md-a.test" in notes
-        # The next restart promotes staging to domains/ and serves the new certificate.
+        notify = s.root / "logs" / "notify.txt"
+        deadline = time.monotonic() + 10
+        while not (notify.exists() and "message renewed md-a.test" in notify.read_text()):
+            assert time.monotonic() < deadline, "MDNotifyCmd/MDMessageCmd did not run"
+            time.sleep(0.1)
+        notes = notify.read_text()
+        assert "notify md-a.test\n" in notes and "message renewed md-a.test\n" in notes
+        # Without a restart, every child serves the new certificate within a few seconds.
+        root = s.write_file("issuing-root.pem", p.issuing_root(), base=s.root / "conf")
+        deadline = time.monotonic() + 15
+        while True:
+            r = curl(f"https://{names[0]}:{https}/", resolve=True, cacert=root)
+            if r.returncode == 0 and r.status != 503:
+                break
+            assert time.monotonic() < deadline, f"not activated without a restart: {r}"
+            time.sleep(0.5)
+        time.sleep(2.5)  # each child looks for staged certificates at most every 2 s
+        for _ in range(12):  # connections land on every child
+            r = curl(f"https://{names[1]}:{https}/", resolve=True, cacert=root)
+            assert r.returncode == 0 and r.status in (200, 404), r
+        assert "Temporary Certificate" not in served_cert(https, names[0]).subject.rfc4514_string()
+        # The next restart promotes staging to domains/ and serves it from there.
         s.graceful()
         live = s.root / "md" / "domains" / "md-a.test"
         assert (live / "pubcert.pem").exists() and (live / "privkey.pem").exists()
         assert stat.S_IMODE((live / "privkey.pem").stat().st_mode) == 0o600
         assert stat.S_IMODE((s.root / "md" / "domains").stat().st_mode) == 0o700
         assert json.loads((live / "md.json").read_text())["domains"] == names
-        root = s.write_file("issuing-root.pem", p.issuing_root(), base=s.root / "conf")
         for n in names:
             r = curl(f"https://{n}:{https}/", resolve=True, cacert=root)
             assert r.returncode == 0 and r.status in (200, 404), r

@@ -493,3 +493,112 @@ fn watchdog(st: WatchdogState, _p: &Pool) {
         d.due.insert(md.name.clone(), next);
     }
 }
+
+/// When this child last looked for staged certificates (seconds since the epoch).
+static LAST_LOOK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Per MD, the staged certificate this child has activated (its file's mtime).
+static ACTIVATED: Mutex<Option<HashMap<String, SystemTime>>> = Mutex::new(None);
+/// How often a child looks for newly staged certificates.
+const LOOK_EVERY_SECS: u64 = 2;
+
+/// Activation without a restart (what mod_md lacks): at most every 2 seconds, on a new
+/// connection, each child looks for a complete set of staged certificates it does not serve
+/// yet and swaps them into the TLS hosts the managed domain covers. The parent still
+/// promotes staging to domains/ at its next start.
+pub fn activate_staged(main: &Server<'_>) {
+    use std::sync::atomic::Ordering;
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let last = LAST_LOOK.load(Ordering::Relaxed);
+    if now < last + LOOK_EVERY_SECS
+        || LAST_LOOK
+            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    let Some(rt) = runtime() else { return };
+    for md in &rt.mds {
+        if rt.statics.contains_key(&md.name) || rt.store.staging_complete(md).is_err() {
+            continue;
+        }
+        let Some(first) = md.pkeys.first() else {
+            continue;
+        };
+        let stamp = rt
+            .store
+            .path(Group::Staging, &md.name, &store::pubcert_file(first))
+            .ok()
+            .and_then(|p| p.metadata().ok())
+            .and_then(|m| m.modified().ok());
+        let Some(stamp) = stamp else { continue };
+        {
+            let mut seen = ACTIVATED.lock().unwrap_or_else(|p| p.into_inner());
+            let seen = seen.get_or_insert_with(HashMap::new);
+            if seen.get(&md.name) == Some(&stamp) {
+                continue;
+            }
+            seen.insert(md.name.clone(), stamp);
+        }
+        let keys = match staged_keys(&rt.store, md) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(
+                    "{}: the staged certificate cannot be activated: {e}",
+                    md.name
+                );
+                continue;
+            }
+        };
+        let mut hosts = 0;
+        for s in main.iter() {
+            let names = names_of(&s);
+            if names.first().is_some_and(|n| covers(md, n))
+                && let Some(v) = crate::tls::vhost_of(&s)
+                && v.activate(keys.clone())
+            {
+                hosts += 1;
+            }
+        }
+        tracing::info!(
+            "{}: new certificate active in this child ({hosts} virtual host(s)), without a restart",
+            md.name
+        );
+    }
+}
+
+fn staged_keys(
+    store: &Store,
+    md: &ManagedDomain,
+) -> Result<Vec<Arc<rustls::sign::CertifiedKey>>, String> {
+    let provider = bastion_tls::base_provider();
+    md.pkeys
+        .iter()
+        .map(|spec| {
+            let cert = store
+                .read(Group::Staging, &md.name, &store::pubcert_file(spec))
+                .map_err(|e| e.to_string())?
+                .ok_or("no certificate")?;
+            let key = store
+                .load_key(Group::Staging, &md.name, &store::privkey_file(spec))
+                .map_err(|e| e.to_string())?
+                .ok_or("no key")?;
+            bastion_tls::certs::load_pem(&cert, Some(key.as_bytes()), &md.name, &provider)
+                .map(|l| l.certified_key)
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// pre_connection: activates newly staged certificates before this connection's handshake.
+pub fn pre_connection(c: Conn) -> Status {
+    if c.master().is_none()
+        && !c.is_outgoing()
+        && let Some(main) = Server::main()
+    {
+        activate_staged(&main);
+    }
+    status::DECLINED
+}

@@ -129,7 +129,7 @@ pub fn request_check(r: &mut Request) -> Status {
         has_sni: tc.settled.sni.is_some(),
         name_based: tc.settled.name_based,
         challenge: tc.settled.challenge,
-        service_unavailable: conn_vhost.service_unavailable,
+        service_unavailable: conn_vhost.unavailable(),
     };
     // Another host may share this connection only with the same certificates and settings.
     let fit = match super::vhost_of(&r.server()) {

@@ -28,8 +28,8 @@ pub struct Vhost {
     pub alpn: AlpnVariants,
     /// The built configuration (suites, versions, resolver).
     pub built: BuiltVhost,
-    /// Only a fallback certificate: every request gets 503.
-    pub service_unavailable: bool,
+    /// Only a fallback certificate: every request gets 503 (until [`Vhost::activate`]).
+    pub service_unavailable: std::sync::atomic::AtomicBool,
     /// Certificates and settings; hosts with equal fingerprints may share a connection.
     pub fingerprint: String,
     /// `TLSStrictSNI`.
@@ -39,6 +39,27 @@ pub struct Vhost {
     /// Per certificate: the id it is primed under for OCSP stapling (another module, e.g.
     /// mod_md, fetches the responses), or `None`.
     pub ocsp_ids: Vec<Option<Vec<u8>>>,
+}
+
+impl Vhost {
+    /// Serves `keys` from now on, on every new handshake of this child (a managed domain's
+    /// certificate issued while the server runs): replaces the resolver's certificates and
+    /// ends the fallback's 503s. Returns false if the host has no replaceable resolver.
+    pub fn activate(&self, keys: Vec<Arc<rustls::sign::CertifiedKey>>) -> bool {
+        let Some(r) = &self.built.resolver else {
+            return false;
+        };
+        r.replace(keys);
+        self.service_unavailable
+            .store(false, std::sync::atomic::Ordering::Release);
+        true
+    }
+
+    /// Whether every request on this host gets 503 (only a fallback certificate).
+    pub fn unavailable(&self) -> bool {
+        self.service_unavailable
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 /// Module-wide TLS state.
@@ -355,7 +376,7 @@ pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
             name: name.clone(),
             alpn: AlpnVariants::http(built.config.clone()),
             built,
-            service_unavailable,
+            service_unavailable: service_unavailable.into(),
             fingerprint,
             strict_sni: conf.strict_sni.unwrap_or(true),
             cert_infos: infos,

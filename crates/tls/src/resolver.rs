@@ -50,47 +50,70 @@ impl Slot {
 }
 
 /// The certificates of one virtual host, in `TLSCertificate` order. A handshake gets
-/// the first whose key can sign with one of the client's signature schemes.
+/// the first whose key can sign with one of the client's signature schemes. The whole
+/// set can be replaced at runtime ([`VhostCertResolver::replace`], for a renewed managed
+/// certificate); a handshake sees the old set or the new one, never a mix.
 #[derive(Debug)]
 pub struct VhostCertResolver {
-    slots: Vec<Slot>,
+    slots: RwLock<Arc<Vec<Slot>>>,
+}
+
+fn make_slots(keys: Vec<Arc<CertifiedKey>>) -> Arc<Vec<Slot>> {
+    Arc::new(
+        keys.into_iter()
+            .map(|k| Slot {
+                current: RwLock::new(k.clone()),
+                base: k,
+            })
+            .collect(),
+    )
 }
 
 impl VhostCertResolver {
     /// A resolver over `keys`, in preference order.
     pub fn new(keys: Vec<Arc<CertifiedKey>>) -> Self {
         Self {
-            slots: keys
-                .into_iter()
-                .map(|k| Slot {
-                    current: RwLock::new(k.clone()),
-                    base: k,
-                })
-                .collect(),
+            slots: RwLock::new(make_slots(keys)),
         }
+    }
+
+    fn slots(&self) -> Arc<Vec<Slot>> {
+        self.slots
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Replaces every certificate (OCSP staples of the old ones are dropped).
+    pub fn replace(&self, keys: Vec<Arc<CertifiedKey>>) {
+        *self
+            .slots
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = make_slots(keys);
     }
 
     /// The number of certificates.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.slots().len()
     }
 
     /// Whether there are no certificates.
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.slots().is_empty()
     }
 
     /// The certificates as handshakes currently see them (with staples).
     pub fn keys(&self) -> Vec<Arc<CertifiedKey>> {
-        self.slots.iter().map(Slot::current).collect()
+        self.slots().iter().map(Slot::current).collect()
     }
 
     /// Set (or, with `None`, remove) the OCSP response stapled for the key at `index`.
     /// An unchanged response is not rebuilt.
     pub fn set_ocsp(&self, index: usize, ocsp: Option<Vec<u8>>) -> Result<(), ResolverError> {
-        let slot = self.slots.get(index).ok_or(ResolverError::NoSuchKey {
+        let slots = self.slots();
+        let slot = slots.get(index).ok_or(ResolverError::NoSuchKey {
             index,
-            len: self.slots.len(),
+            len: slots.len(),
         })?;
         if slot.current().ocsp == ocsp {
             return Ok(());
@@ -116,7 +139,7 @@ impl VhostCertResolver {
         ocsp: Option<Vec<u8>>,
     ) -> Result<(), ResolverError> {
         let mut found = false;
-        for (i, slot) in self.slots.iter().enumerate() {
+        for (i, slot) in self.slots().iter().enumerate() {
             if slot
                 .base
                 .cert
@@ -136,7 +159,7 @@ impl VhostCertResolver {
 
     /// The key a client offering `schemes` would get.
     pub fn select(&self, schemes: &[rustls::SignatureScheme]) -> Option<Arc<CertifiedKey>> {
-        self.slots.iter().find_map(|slot| {
+        self.slots().iter().find_map(|slot| {
             let ck = slot.current();
             ck.key.choose_scheme(schemes).is_some().then_some(ck)
         })
@@ -186,6 +209,22 @@ mod tests {
         let rsa_only = [SignatureScheme::RSA_PKCS1_SHA256];
         assert!(Arc::ptr_eq(&r.select(&rsa_only).unwrap(), &rsa));
         assert!(r.select(&[SignatureScheme::ED25519]).is_none());
+    }
+
+    #[test]
+    fn replace_swaps_the_whole_set() {
+        let ec = loaded(Kind::EcP256, &["a.example"]).certified_key;
+        let rsa = loaded(Kind::Rsa, &["a.example"]).certified_key;
+        let r = VhostCertResolver::new(vec![ec.clone()]);
+        r.set_ocsp(0, Some(vec![9])).unwrap();
+        r.replace(vec![rsa.clone(), ec.clone()]);
+        assert_eq!(r.len(), 2);
+        let all = [
+            SignatureScheme::ECDSA_NISTP256_SHA256,
+            SignatureScheme::RSA_PSS_SHA256,
+        ];
+        assert!(Arc::ptr_eq(&r.select(&all).unwrap(), &rsa));
+        assert!(r.keys().iter().all(|k| k.ocsp.is_none()));
     }
 
     #[test]
