@@ -194,6 +194,7 @@ fn register_hooks(reg: &Registrar) {
         Order::Middle
     );
     hook!(reg, pre_connection, md::pre_connection, Order::First);
+    hook!(reg, handler, md::pages::handler, Order::Middle);
 
     // Encrypted FastCGI
     hook!(reg, check_config, fcgi::check_config, Order::Middle);

@@ -57,6 +57,9 @@ MDRetryDelay 1s
 MDNotifyCmd {notify}
 MDMessageCmd {message}
 MDomain {' '.join(names)}
+<Location /md-status>
+  SetHandler md-status
+</Location>
 {extra}
 <VirtualHost 127.0.0.1:{https}>
   ServerName {names[0]}
@@ -113,6 +116,19 @@ class TestIssue:
             r = curl(f"https://{names[1]}:{https}/", resolve=True, cacert=root)
             assert r.returncode == 0 and r.status in (200, 404), r
         assert "Temporary Certificate" not in served_cert(https, names[0]).subject.rfc4514_string()
+        # Status pages: md-status (all, and one with its renewal) and certificate-status.
+        st = curl(s.url("/md-status")).json()
+        mds = {m["name"]: m for m in st["managed-domains"]}
+        assert mds["md-a.test"]["domains"] == names
+        one = curl(s.url("/md-status/md-a.test")).json()
+        staged_cert = x509.load_pem_x509_certificate((staged / "pubcert.pem").read_bytes())
+        serial = format(staged_cert.serial_number, "X")
+        assert one["renewal"]["cert"], one
+        assert serial in json.dumps(one["renewal"]["cert"])
+        cs = curl(f"https://{names[0]}:{https}/.httpd/certificate-status", resolve=True, cacert=root)
+        assert cs.status == 200, cs
+        assert serial in json.dumps(cs.json())
+        assert curl(s.url("/.httpd/certificate-status"), headers={"Host": names[0]}).status == 404
         # The next restart promotes staging to domains/ and serves it from there.
         s.graceful()
         live = s.root / "md" / "domains" / "md-a.test"
@@ -123,7 +139,10 @@ class TestIssue:
         for n in names:
             r = curl(f"https://{n}:{https}/", resolve=True, cacert=root)
             assert r.returncode == 0 and r.status in (200, 404), r
+        one = curl(s.url("/md-status/md-a.test")).json()
+        assert serial in json.dumps(one["cert"])
         cert = served_cert(https, names[1])
+        assert format(cert.serial_number, "X") == serial
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         assert set(sans.get_values_for_type(x509.DNSName)) == set(names)
 

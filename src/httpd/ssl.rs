@@ -253,3 +253,9 @@ pub mod run {
         })
     }
 }
+
+/// Whether a connection is secured by any TLS module (`ap_ssl_conn_is_ssl`: ours, mod_ssl).
+pub fn conn_is_ssl(c: &super::Conn<'_>) -> bool {
+    // SAFETY: a live connection; httpd only asks the registered providers.
+    unsafe { ffi::ap_ssl_conn_is_ssl(c.as_ptr()) != 0 }
+}

@@ -11,6 +11,7 @@
 //!   (ssl_answer_challenge), certificate files (ssl_add_cert_files / fallback).
 
 pub mod conf;
+pub mod pages;
 
 use crate::ServerConf;
 use crate::httpd::log::{Level, log_startup};
@@ -29,6 +30,8 @@ use std::time::{Duration, SystemTime};
 /// resolved managed domains.
 pub struct Runtime {
     store: Store,
+    /// `MDCertificateStatus` (default on).
+    certificate_status: bool,
     mds: Vec<ManagedDomain>,
     statics: HashMap<String, StaticFiles>,
     driver: DriverConfig,
@@ -171,7 +174,7 @@ pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
         .store_dir
         .clone()
         .unwrap_or_else(|| p.server_root_relative("md"));
-    let store = match Store::open(&dir) {
+    let mut store = match Store::open(&dir) {
         Ok(s) => s,
         Err(e) => return fail(&format!("MDStoreDir {}: {e}", dir.display())),
     };
@@ -212,6 +215,20 @@ pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
         }
         mds.push(md);
     }
+    // The children (User) may not read domains/: they see its public files from memory
+    // (status pages, and the watchdog's renewal decisions).
+    for md in &mds {
+        let files = md
+            .pkeys
+            .iter()
+            .map(store::pubcert_file)
+            .chain(["md.json".to_string()]);
+        for f in files {
+            if let Err(e) = store.preload(Group::Domains, &md.name, &f) {
+                return fail(&format!("MDomain {}: {e}", md.name));
+            }
+        }
+    }
     let (uid, gid) = state::worker_ids();
     for d in store.worker_owned_dirs() {
         if let Err(e) = chown_tree(&d, uid, gid) {
@@ -235,6 +252,7 @@ pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
         .count();
     *RUNTIME.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Runtime {
         store,
+        certificate_status: c.certificate_status.unwrap_or(true),
         mds,
         statics,
         driver,

@@ -164,6 +164,9 @@ pub struct Store {
     base: PathBuf,
     seed: Zeroizing<Vec<u8>>,
     key: LessSafeKey,
+    /// Public files read ahead by a privileged process for processes that may not read
+    /// them (httpd children and `domains/`, which is root-only): see [`Store::preload`].
+    preloaded: std::collections::HashMap<PathBuf, Vec<u8>>,
 }
 
 /// A second handle on the same store, with the key already in memory (for a child process
@@ -174,6 +177,7 @@ impl Clone for Store {
             base: self.base.clone(),
             seed: self.seed.clone(),
             key: derive_key(&self.seed).expect("key derived once already"),
+            preloaded: self.preloaded.clone(),
         }
     }
 }
@@ -297,6 +301,7 @@ impl Store {
             base,
             seed: key_bytes,
             key,
+            preloaded: Default::default(),
         })
     }
 
@@ -346,6 +351,9 @@ impl Store {
     /// Reads a file; `None` when it does not exist.
     pub fn read(&self, g: Group, name: &str, file: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let p = self.path(g, name, file)?;
+        if let Some(b) = self.preloaded.get(&p) {
+            return Ok(Some(b.clone()));
+        }
         match fs::read(&p) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -356,8 +364,23 @@ impl Store {
     /// True if the file exists.
     pub fn exists(&self, g: Group, name: &str, file: &str) -> bool {
         self.path(g, name, file)
-            .map(|p| p.is_file())
+            .map(|p| self.preloaded.contains_key(&p) || p.is_file())
             .unwrap_or(false)
+    }
+
+    /// Reads a public file (a certificate, `md.json`) now and answers later reads of it
+    /// from memory: the parent preloads what the children (which may not read `domains/`)
+    /// show in status pages. Never use it for keys.
+    pub fn preload(&mut self, g: Group, name: &str, file: &str) -> Result<(), StoreError> {
+        let p = self.path(g, name, file)?;
+        match fs::read(&p) {
+            Ok(b) => {
+                self.preloaded.insert(p, b);
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("read", &p)(e)),
+        }
     }
 
     /// Removes a file if present.
