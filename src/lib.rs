@@ -109,7 +109,7 @@ directives! {
         take1(c"MDCACertificateFile", RSRC_CONF, md::conf::cmd_ca_file,
               c"MDCACertificateFile file.pem: the root to trust for the CA's https"),
         take1(c"MDRetryDelay", RSRC_CONF, md::conf::cmd_retry_delay,
-              c"MDRetryDelay duration: the first wait after an error (doubles; default 5s)"),
+              c"MDRetryDelay duration: the first wait after an error (doubles; default 30s)"),
         take1(c"MDCheckInterval", RSRC_CONF, md::conf::cmd_check_interval,
               c"MDCheckInterval duration: how often certificates are checked (default 12h)"),
         take1(c"MDInitialDelay", RSRC_CONF, md::conf::cmd_initial_delay,

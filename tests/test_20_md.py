@@ -77,7 +77,16 @@ class TestIssue:
         s.set_log_level("bastion", "debug")
         p = Pebble(s.root / "pebble", http_port=s.http_port, tls_port=s.port("https")).start()
         names = ["md-a.test", "www.md-a.test"]
-        s.add_conf(md_conf(s, p, names, challenge))
+        # A mod_ssl host of the same domain, with no certificate lines: served by the MD too.
+        s.add_modules("ssl")
+        ssl_port = s.port("ssl")
+        s.add_conf(md_conf(s, p, names, challenge, extra=f"""
+Listen 127.0.0.1:{ssl_port}
+<VirtualHost 127.0.0.1:{ssl_port}>
+  ServerName {names[0]}
+  SSLEngine on
+</VirtualHost>
+"""))
         s.start()
         yield s, p, names
         s.stop()
@@ -143,6 +152,10 @@ class TestIssue:
         assert serial in json.dumps(one["cert"])
         cert = served_cert(https, names[1])
         assert format(cert.serial_number, "X") == serial
+        # mod_ssl gets it through ap_ssl_add_cert_files at the restart.
+        assert format(served_cert(s.port("ssl"), names[0]).serial_number, "X") == serial
+        r = curl(f"https://{names[0]}:{s.port('ssl')}/", resolve=True, cacert=root)
+        assert r.returncode == 0 and r.status in (200, 404), r
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         assert set(sans.get_values_for_type(x509.DNSName)) == set(names)
 
