@@ -79,6 +79,9 @@ class TestIssue:
         names = ["md-a.test", "www.md-a.test"]
         # A mod_ssl host of the same domain, with no certificate lines: served by the MD too.
         s.add_modules("ssl")
+        # mod_ssl says so at every start before the first certificate, as with mod_md.
+        s.log_allow(r"AH10085: Init: md-a\.test:443 will respond with '503 Service Unavailable'",
+                    persistent=True)
         ssl_port = s.port("ssl")
         s.add_conf(md_conf(s, p, names, challenge, extra=f"""
 Listen 127.0.0.1:{ssl_port}

@@ -162,10 +162,13 @@ fn chown_tree(dir: &std::path::Path, uid: u32, gid: u32) -> std::io::Result<()> 
 /// post_config (second pass, parent): store, promotion, fallbacks, watchdog.
 pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
     let c = md_conf(&main);
-    if state::is_first_config_pass() || !c.active() {
+    if !c.active() {
         *RUNTIME.write().unwrap_or_else(|p| p.into_inner()) = None;
         return status::OK;
     }
+    // Both passes: mod_ssl loads its certificates (ours included, through the provider
+    // hooks) already in httpd's first, trial pass, and fails without them.
+    let first_pass = state::is_first_config_pass();
     let resolved = match resolve(&main) {
         Ok(r) => r,
         Err(e) => return fail(&e),
@@ -261,6 +264,7 @@ pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
         message_cmd: c.message_cmd.clone(),
     }));
     if managed > 0
+        && !first_pass
         && let Err(e) = watchdog_singleton(c"bastion-md", Duration::from_secs(1), p, watchdog)
     {
         return fail(&e);
