@@ -8,7 +8,8 @@ PUT/POST stores STDIN under DIR/<name> (name = PATH_INFO, or SCRIPT_NAME+PATH_IN
 turned into "_"), streaming to disk (no size limit in memory), and answers 201. GET answers 200
 with Content-Length, an ETag and the bytes (streamed in 64 KiB records), or 404; HEAD the same
 without the body; DELETE 204. Every request's CGI params are written to DIR/.last-params.json and
-one line per request appended to DIR/.requests.log ("METHOD name bytes-received").
+one line per request appended to DIR/.requests.log ("METHOD name bytes-received conn=N keep=0|1":
+N numbers the application's connections from 1, keep is the request's FCGI_KEEP_CONN flag).
 
 Test hooks by name: __die_midway (headers + Content-Length 1000000, 10000 bytes, then the
 connection is closed without END_REQUEST), __stderr (a line on FCGI_STDERR, then 200),
@@ -76,8 +77,14 @@ def nv_encode(pairs):
 
 
 class Conn:
+    serial = 0
+    serial_lock = threading.Lock()
+
     def __init__(self, sock, store):
         self.sock, self.store, self.buf = sock, store, b""
+        with Conn.serial_lock:
+            Conn.serial += 1
+            self.id = Conn.serial
 
     def read_exact(self, n):
         while len(self.buf) < n:
@@ -172,7 +179,7 @@ class Conn:
         with open(os.path.join(self.store, ".last-params.json"), "w") as f:
             json.dump(env, f, indent=1)
         with open(os.path.join(self.store, ".requests.log"), "a") as f:
-            f.write(f"{method} {name} {received}\n")
+            f.write(f"{method} {name} {received} conn={self.id} keep={int(keep)}\n")
         return self.respond(rid, method, name, path, keep)
 
     def respond(self, rid, method, name, path, keep):
