@@ -46,9 +46,7 @@ ProxyPass "/sock/" "unix:{sock_app.socket}|fcgi://localhost/" enablereuse=on
 
 def last(app: FcgiApp) -> dict:
     """The last line of the application's request log as a dict."""
-    method, name, received, conn, keep = app.requests()[-1].split()
-    return {"method": method, "name": name, "received": int(received),
-            "conn": int(conn.removeprefix("conn=")), "keep": keep == "keep=1"}
+    return _parse(app.requests()[-1])
 
 
 class TestBehindModProxyFcgi:
@@ -144,6 +142,15 @@ class TestBehindModProxyFcgi:
             else:
                 assert len(conns) == 4, recs
 
+    @pytest.mark.log_allow(r"AH01067: Failed to read FastCGI header", r"AH01075: Error dispatching request")
+    def test_application_dies_mid_response(self, proxied):
+        """The client sees a cut response (never a complete 200); httpd logs the failure."""
+        s, _, _ = proxied
+        r = curl(s.url("/store/__die_midway"))
+        assert r.status == 200 and r.returncode == 18, r  # curl: outstanding read data
+        assert len(r.body) == 10000
+        s.wait_for_log(r"\[proxy_fcgi:error\].*AH01075: Error dispatching request")
+
     @pytest.mark.log_allow(r"AH01071: Got error 'fcgi_store: a line on stderr")
     def test_stderr_goes_to_the_error_log(self, proxied):
         s, _, _ = proxied
@@ -153,6 +160,7 @@ class TestBehindModProxyFcgi:
 
 
 def _parse(line: str) -> dict:
+    """A line of .requests.log: "METHOD name bytes conn=N keep=0|1"."""
     method, name, received, conn, keep = line.split()
     return {"method": method, "name": name, "received": int(received),
             "conn": int(conn.removeprefix("conn=")), "keep": keep == "keep=1"}
