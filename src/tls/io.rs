@@ -760,7 +760,10 @@ impl TlsConn {
         let mut total = 0;
         let mut cur = Some(first);
         while let Some(b) = cur {
-            if count == MAX_RUN || b.kind() != Kind::Data {
+            // A bucket of unknown length (a pipe, a socket) is not read ahead: reading it may
+            // block while the data before it could go out.
+            if count == MAX_RUN || b.kind() != Kind::Data || (count > 0 && b.known_len().is_none())
+            {
                 break;
             }
             let len = b.read(true)?.len();
