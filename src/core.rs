@@ -174,6 +174,29 @@ pub fn test_echo_handler(r: &mut Request) -> Status {
     status::OK
 }
 
+/// Test builds only: `SetHandler bastion-test-exhaustive` reads the rest of the connection
+/// with `AP_MODE_EXHAUSTIVE` (through the connection's input filters, so through the TLS
+/// filter) and answers with what it got, to show that the mode returns all remaining input.
+#[cfg(feature = "test-hooks")]
+pub fn test_exhaustive_handler(r: &mut Request) -> Status {
+    if r.handler() != Some("bastion-test-exhaustive") {
+        return status::DECLINED;
+    }
+    let got = r
+        .conn()
+        .read_input(crate::httpd::filter::Mode::Exhaustive, true, 0);
+    let data = match got {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!("AP_MODE_EXHAUSTIVE read failed: {e}");
+            return status::INTERNAL_SERVER_ERROR;
+        }
+    };
+    r.set_content_type("application/octet-stream");
+    let _ = r.write(&data);
+    status::OK
+}
+
 /// Test builds only: a mod_watchdog singleton task that logs a line every second.
 #[cfg(feature = "test-hooks")]
 pub fn test_post_config(p: &Pool, _ptemp: &Pool, _s: Server<'static>) -> Status {

@@ -264,6 +264,7 @@ fn register_hooks(reg: &Registrar) {
     {
         hook!(reg, handler, core::test_panic_handler, Order::First);
         hook!(reg, handler, core::test_echo_handler, Order::First);
+        hook!(reg, handler, core::test_exhaustive_handler, Order::First);
         hook!(reg, post_config, core::test_post_config, Order::Middle);
         hook!(reg, handler, testhooks::sections_handler, Order::First);
         hook!(

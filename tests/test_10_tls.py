@@ -222,6 +222,115 @@ class TestSniAndRequests:
         assert get(server, "a.test", "/index.html").status == 200
 
 
+def test_421_unless_the_request_host_accepts_the_session(httpd_factory, certs, cert_authority):
+    """A request whose Host selects another vhost than SNI is served only if that vhost serves the
+    certificate the client got and allows the negotiated version and cipher (mod_tls' rule)."""
+    s = httpd_factory(name="misdirected")
+    port = s.port("https")
+    for n in ("a.test", "same.test", "strict.test", "b.test"):
+        s.write_file(f"{n}/index.html", f"<h1>{n}</h1>\n")
+    s.add_conf(f"Listen 127.0.0.1:{port}\nTLSEngine 127.0.0.1:{port}\n"
+               + _vhost("a.test", port, certs["a"])
+               + _vhost("same.test", port, certs["a"])
+               + _vhost("strict.test", port, certs["a"], "  TLSProtocol TLSv1.3+")
+               + _vhost("b.test", port, certs["b"]))
+    s.start()
+    try:
+        def on_a(host, *args):
+            return curl(f"https://a.test:{port}/index.html", *args, resolve=True,
+                        cacert=cert_authority.cert_path, headers={"Host": host})
+        # Same certificate, version and cipher allowed: served by the Host's vhost.
+        r = on_a("same.test")
+        assert r.status == 200 and r.text == "<h1>same.test</h1>\n", r
+        r = on_a("strict.test")
+        assert r.status == 200 and r.text == "<h1>strict.test</h1>\n", r
+        # Same certificate, but TLS 1.2 is below strict.test's minimum: 421.
+        r = on_a("strict.test", "--tls-max", "1.2")
+        assert r.status == 421, r
+        r = on_a("same.test", "--tls-max", "1.2")
+        assert r.status == 200 and r.text == "<h1>same.test</h1>\n", r
+        # Another certificate: 421.
+        assert on_a("b.test").status == 421
+    finally:
+        s.stop()
+
+
+def _half_closed_tls_exchange(port, host, cafile, payload, timeout=15):
+    """Sends `payload` over TLS, then closes the TCP write side (no close_notify) and reads the
+    answer until the server closes."""
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname=host)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        def flush():
+            data = out.read()
+            if data:
+                sock.sendall(data)
+
+        def fill():
+            d = sock.recv(65536)
+            if not d:
+                inc.write_eof()
+                return False
+            inc.write(d)
+            return True
+
+        while True:
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                flush()
+                fill()
+        flush()
+        obj.write(payload)
+        flush()
+        sock.shutdown(socket.SHUT_WR)
+        resp = b""
+        while True:
+            try:
+                resp += obj.read(65536)
+            except ssl.SSLWantReadError:
+                if not fill():
+                    break
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                break
+        return resp
+
+
+def test_exhaustive_mode_returns_all_remaining_plaintext(httpd_factory, certs, cert_authority):
+    """AP_MODE_EXHAUSTIVE (no stock module uses it): a test handler reads the connection's input
+    filters in that mode after the request line and headers; it must get every byte the client
+    sent after them, across many TLS records, up to the client's end of stream."""
+    so = REPO_ROOT / "build" / "mod_bastion-test-hooks.so"
+    assert so.exists(), f"{so} is missing: run `make build-test-hooks`"
+    s = httpd_factory(name="exhaustive", module_path=so)
+    port = s.port("https")
+    s.write_file("a.test/index.html", "a\n")
+    s.add_conf(f"Listen 127.0.0.1:{port}\nTLSEngine 127.0.0.1:{port}\n"
+               + _vhost("a.test", port, certs["a"],
+                        '  <Location "/exhaustive">\n    SetHandler bastion-test-exhaustive\n  </Location>'))
+    s.start()
+    try:
+        extra = os.urandom(200_000)
+        req = b"GET /exhaustive HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"
+        resp = _half_closed_tls_exchange(port, "a.test", cert_authority.cert_path, req + extra)
+        head, _, body = resp.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), resp[:300]
+        if b"chunked" in head.lower():
+            out, rest = b"", body
+            while True:
+                size_line, _, rest = rest.partition(b"\r\n")
+                n = int(size_line.split(b";")[0], 16)
+                if n == 0:
+                    break
+                out, rest = out + rest[:n], rest[n + 2:]
+            body = out
+        assert len(body) == len(extra) and body == extra
+    finally:
+        s.stop()
+
+
 class TestVariables:
     def test_always_set(self, server):
         env = get(server, "a.test", "/cgi-bin/env.py").json()

@@ -258,6 +258,54 @@ impl Brigade {
         Ok(())
     }
 
+    /// Moves the first `n` bytes of this brigade (all of it if it holds less) to the end of
+    /// `into`, splitting a bucket at the point if needed. Metadata buckets before the point
+    /// move too.
+    pub fn take_front(&mut self, n: u64, into: &mut Brigade) -> Result<(), ffi::apr_status_t> {
+        let mut after: *mut ffi::apr_bucket = std::ptr::null_mut();
+        // SAFETY: live brigade; apr_brigade_partition splits a bucket if needed and returns the
+        // first bucket after the point (or the sentinel).
+        let rv = unsafe { ffi::apr_brigade_partition(self.raw, n as ffi::apr_off_t, &mut after) };
+        if rv != rv::SUCCESS && rv != rv::INCOMPLETE {
+            return Err(rv);
+        }
+        while let Some(b) = self.first() {
+            if b.raw == after {
+                break;
+            }
+            into.push_bucket(b);
+        }
+        Ok(())
+    }
+
+    /// Appends to `into` copies of the buckets that hold the first `n` bytes of this brigade
+    /// (splitting a bucket at the point if needed); this brigade keeps its data. Heap buckets
+    /// are shared, not copied.
+    pub fn copy_front(&mut self, n: u64, into: &mut Brigade) -> Result<(), ffi::apr_status_t> {
+        let mut after: *mut ffi::apr_bucket = std::ptr::null_mut();
+        // SAFETY: as take_front.
+        let rv = unsafe { ffi::apr_brigade_partition(self.raw, n as ffi::apr_off_t, &mut after) };
+        if rv != rv::SUCCESS && rv != rv::INCOMPLETE {
+            return Err(rv);
+        }
+        let mut cur = self.first();
+        while let Some(b) = cur {
+            if b.raw == after {
+                break;
+            }
+            let mut copy: *mut ffi::apr_bucket = std::ptr::null_mut();
+            // SAFETY: apr_bucket_copy is `e->type->copy(e, &c)`; the copy is a new bucket in
+            // no ring, which push_raw links into `into`.
+            let rv = unsafe { ((*(*b.raw).type_).copy.expect("bucket copy"))(b.raw, &mut copy) };
+            if rv != rv::SUCCESS {
+                return Err(rv);
+            }
+            into.push_raw(copy);
+            cur = self.next(b);
+        }
+        Ok(())
+    }
+
     /// Passes the brigade to an output filter.
     ///
     /// # Safety

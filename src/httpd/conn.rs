@@ -221,6 +221,52 @@ impl<'a> Conn<'a> {
         rv
     }
 
+    /// Reads from the top of the connection's input filters in `mode` and returns the data
+    /// (metadata buckets are dropped).
+    pub fn read_input(
+        &self,
+        mode: super::filter::Mode,
+        block: bool,
+        readbytes: i64,
+    ) -> Result<Vec<u8>, ffi::apr_status_t> {
+        let mut bb = super::brigade::Brigade::for_conn(self);
+        let b = if block {
+            ffi::apr_read_type_e_APR_BLOCK_READ
+        } else {
+            ffi::apr_read_type_e_APR_NONBLOCK_READ
+        };
+        // SAFETY: input_filters is the head of the connection's live input chain; bb is live.
+        let rv = unsafe {
+            ffi::ap_get_brigade(
+                self.rec().input_filters,
+                bb.as_ptr(),
+                mode.raw(),
+                b,
+                readbytes as ffi::apr_off_t,
+            )
+        };
+        let mut out = Vec::new();
+        let mut r = Ok(());
+        if rv == super::brigade::rv::SUCCESS {
+            while let Some(bk) = bb.first() {
+                if bk.kind() == super::brigade::Kind::Data {
+                    match bk.read(block) {
+                        Ok(d) => out.extend_from_slice(d),
+                        Err(e) => {
+                            r = Err(e);
+                            break;
+                        }
+                    }
+                }
+                bk.delete();
+            }
+        } else {
+            r = Err(rv);
+        }
+        bb.clear();
+        r.map(|()| out)
+    }
+
     /// The bucket allocator of the connection.
     pub fn bucket_alloc(&self) -> *mut ffi::apr_bucket_alloc_t {
         self.rec().bucket_alloc

@@ -49,24 +49,44 @@ pub fn register_mutex(pconf: &super::Pool<'_>, mutex_type: &'static CStr) {
     };
 }
 
-struct TempPool(*mut ffi::apr_pool_t);
+/// The largest value [`Socache::retrieve`] reads.
+pub const MAX_VALUE: usize = 16 * 1024;
 
-impl TempPool {
-    fn new() -> TempPool {
+/// What each worker thread keeps for cache calls: a scratch pool (providers such as memcache
+/// allocate from it; shmcb does not), cleared after every call, and the buffer values are
+/// retrieved into. Made on a thread's first cache call, reused after.
+struct ThreadScratch {
+    pool: *mut ffi::apr_pool_t,
+    buf: Vec<u8>,
+}
+
+impl ThreadScratch {
+    fn new() -> ThreadScratch {
         let mut p = std::ptr::null_mut();
-        // SAFETY: a new root pool, destroyed in Drop.
+        // SAFETY: an unmanaged pool: no parent, so it is not destroyed behind our back when
+        // APR terminates; destroyed once in Drop (when the thread exits).
         unsafe {
-            ffi::apr_pool_create_ex(&mut p, std::ptr::null_mut(), None, std::ptr::null_mut())
-        };
-        TempPool(p)
+            ffi::apr_pool_create_unmanaged_ex(&mut p, None, std::ptr::null_mut());
+        }
+        ThreadScratch {
+            pool: p,
+            buf: Vec::new(),
+        }
     }
 }
 
-impl Drop for TempPool {
+impl Drop for ThreadScratch {
     fn drop(&mut self) {
-        // SAFETY: made by apr_pool_create_ex, destroyed once.
-        unsafe { ffi::apr_pool_destroy(self.0) }
+        if !self.pool.is_null() {
+            // SAFETY: made by apr_pool_create_unmanaged_ex, destroyed once.
+            unsafe { ffi::apr_pool_destroy(self.pool) }
+        }
     }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Option<ThreadScratch>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 impl Socache {
@@ -210,19 +230,31 @@ impl Socache {
         self.mutex.store(m, Ordering::Release);
     }
 
-    fn locked<R>(&self, f: impl FnOnce(*mut ffi::apr_pool_t) -> R) -> R {
-        let pool = TempPool::new();
-        let m = self.mutex.load(Ordering::Acquire);
-        if !m.is_null() {
-            // SAFETY: a valid global mutex.
-            unsafe { ffi::apr_global_mutex_lock(m) };
-        }
-        let r = f(pool.0);
-        if !m.is_null() {
-            // SAFETY: locked above by this thread.
-            unsafe { ffi::apr_global_mutex_unlock(m) };
-        }
-        r
+    /// Runs `f` with this thread's scratch pool and buffer, under the mutex if the provider
+    /// needs one; the pool is cleared after.
+    fn locked<R>(&self, f: impl FnOnce(*mut ffi::apr_pool_t, &mut Vec<u8>) -> R) -> R {
+        SCRATCH.with(|cell| {
+            // A call made while this thread is already in one (not expected) gets its own.
+            let mut own = None;
+            let mut slot = cell.try_borrow_mut().ok();
+            let scratch = match slot.as_deref_mut() {
+                Some(s) => s.get_or_insert_with(ThreadScratch::new),
+                None => own.insert(ThreadScratch::new()),
+            };
+            let m = self.mutex.load(Ordering::Acquire);
+            if !m.is_null() {
+                // SAFETY: a valid global mutex.
+                unsafe { ffi::apr_global_mutex_lock(m) };
+            }
+            let r = f(scratch.pool, &mut scratch.buf);
+            if !m.is_null() {
+                // SAFETY: locked above by this thread.
+                unsafe { ffi::apr_global_mutex_unlock(m) };
+            }
+            // SAFETY: the pool is this thread's; nothing allocated from it outlives the call.
+            unsafe { ffi::apr_pool_clear(scratch.pool) };
+            r
+        })
     }
 
     /// Stores `data` under `id` for `ttl_secs`.
@@ -230,7 +262,7 @@ impl Socache {
         let Some(server) = super::Server::main() else {
             return false;
         };
-        self.locked(|p| {
+        self.locked(|p, _| {
             // SAFETY: the provider copies id and data into the shared cache.
             let rv = unsafe {
                 let expiry = ffi::apr_time_now() + (ttl_secs as i64) * 1_000_000;
@@ -249,12 +281,13 @@ impl Socache {
         })
     }
 
-    /// Reads the value under `id` (at most `max` bytes).
-    pub fn retrieve(&self, id: &[u8], max: usize) -> Option<Vec<u8>> {
+    /// Reads the value under `id` (at most [`MAX_VALUE`] bytes).
+    pub fn retrieve(&self, id: &[u8]) -> Option<Vec<u8>> {
         let server = super::Server::main()?;
-        self.locked(|p| {
-            let mut buf = vec![0u8; max];
-            let mut len = max as u32;
+        self.locked(|p, buf| {
+            // The thread's buffer is sized once; the value is copied out at its own length.
+            buf.resize(MAX_VALUE, 0);
+            let mut len = MAX_VALUE as u32;
             // SAFETY: the provider writes at most `len` bytes into buf and sets len.
             let rv = unsafe {
                 ((*self.provider).retrieve.expect("socache retrieve"))(
@@ -267,10 +300,7 @@ impl Socache {
                     p,
                 )
             };
-            (rv == 0).then(|| {
-                buf.truncate(len as usize);
-                buf
-            })
+            (rv == 0).then(|| buf[..(len as usize).min(MAX_VALUE)].to_vec())
         })
     }
 
@@ -279,7 +309,7 @@ impl Socache {
         let Some(server) = super::Server::main() else {
             return false;
         };
-        self.locked(|p| {
+        self.locked(|p, _| {
             // SAFETY: the provider removes the entry, if any.
             let rv = unsafe {
                 ((*self.provider).remove.expect("socache remove"))(

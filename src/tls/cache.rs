@@ -19,7 +19,7 @@ impl bastion_tls::SessionBackend for SocacheBackend {
         self.0.store(key, value, ttl.as_secs().max(1))
     }
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.0.retrieve(key, 16 * 1024)
+        self.0.retrieve(key)
     }
     fn remove(&self, key: &[u8]) -> bool {
         self.0.remove(key)

@@ -131,11 +131,11 @@ pub fn request_check(r: &mut Request) -> Status {
         challenge: tc.settled.challenge,
         service_unavailable: conn_vhost.unavailable(),
     };
-    // Another host may share this connection only with the same certificates and settings.
+    // Another host may serve a request on this session only if it could have negotiated it:
+    // it serves the certificate the client got, and allows the version and suite.
     let fit = match super::vhost_of(&r.server()) {
-        Some(v) if Arc::ptr_eq(&v, &conn_vhost) || v.fingerprint == conn_vhost.fingerprint => {
-            HostFit::Compatible
-        }
+        Some(v) if Arc::ptr_eq(&v, &conn_vhost) => HostFit::Compatible,
+        Some(v) if session_fits(tc, &conn_vhost, &v) => HostFit::Compatible,
         _ => HostFit::Incompatible,
     };
     match request_status(facts, fit) {
@@ -149,6 +149,17 @@ pub fn request_check(r: &mut Request) -> Status {
             code as Status
         }
     }
+}
+
+/// Whether `host` accepts the session `tc` negotiated on `conn_vhost`.
+fn session_fits(tc: &TlsConn, conn_vhost: &super::Vhost, host: &super::Vhost) -> bool {
+    let (Some(version), Some(suite)) = (tc.settled.version, tc.settled.suite) else {
+        return false;
+    };
+    conn_vhost
+        .built
+        .leaf(tc.settled.cert_index)
+        .is_some_and(|leaf| host.built.accepts_session(version, suite, &leaf))
 }
 
 fn info<'a>(tc: &'a TlsConn) -> ConnectionInfo<'a> {

@@ -7,14 +7,16 @@
 //! prebuilt config accepts the connection. Nothing is built per connection.
 
 use super::Vhost;
-use crate::httpd::brigade::{Brigade, Kind, rv};
+use crate::httpd::brigade::{Brigade, Bucket, Kind, rv};
 use crate::httpd::ffi::apr_status_t;
 use crate::httpd::filter::{Filter, FilterRef, Mode};
 use crate::httpd::{Conn, Server, ssl};
 use rustls::server::{Accepted, Acceptor};
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
 use std::sync::Arc;
 
+/// The largest plaintext of one TLS record.
+const RECORD_PLAIN: usize = 16 * 1024;
 /// How much to ask the network for at once.
 const NET_READ: i64 = 4 * (16 * 1024 + 1024);
 /// Pass TLS records down once this many bytes are pending.
@@ -63,16 +65,15 @@ pub struct TlsConn {
     net: Brigade,
     out: Brigade,
     out_bytes: usize,
-    plain: Vec<u8>,
-    plain_pos: usize,
+    /// Decrypted plaintext not yet read by httpd, in heap buckets (empty when idle).
+    pending: Brigade,
     eof: bool,
+    /// Where the network bytes fed so far stand in the TLS record framing.
+    framing: Framing,
     first_bytes: bool,
     /// The client side of a connection to a backend.
     client: bool,
 }
-
-/// Plaintext buffer capacity kept between reads.
-const PLAIN_KEEP: usize = 4 * 1024;
 
 /// Appends what rustls writes to a brigade, as heap buckets.
 struct BrigadeWriter<'a> {
@@ -98,6 +99,50 @@ impl Write for BrigadeWriter<'_> {
     }
 }
 
+/// The TLS record framing of the bytes read from the network, so that an established
+/// connection asks the network for no more than the record it is in: httpd's core input
+/// filter, asked for more than it has, tries a further non-blocking `read()` (which fails
+/// with EAGAIN after every small request).
+#[derive(Default)]
+struct Framing {
+    /// Header bytes of the next record seen so far (0..5).
+    header: [u8; 5],
+    header_len: usize,
+    /// Bytes of the current record's body still to come.
+    body_left: usize,
+}
+
+impl Framing {
+    /// Notes that `data` was read.
+    fn advance(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.body_left > 0 {
+                let n = self.body_left.min(data.len());
+                self.body_left -= n;
+                data = &data[n..];
+                continue;
+            }
+            let n = (5 - self.header_len).min(data.len());
+            self.header[self.header_len..self.header_len + n].copy_from_slice(&data[..n]);
+            self.header_len += n;
+            data = &data[n..];
+            if self.header_len == 5 {
+                self.header_len = 0;
+                self.body_left = u16::from_be_bytes([self.header[3], self.header[4]]) as usize;
+            }
+        }
+    }
+
+    /// How many bytes complete the current record (or its header).
+    fn want(&self) -> usize {
+        if self.body_left > 0 {
+            self.body_left
+        } else {
+            5 - self.header_len
+        }
+    }
+}
+
 /// A failed connection: the status to return (the connection is aborted).
 type Fail = apr_status_t;
 
@@ -112,9 +157,9 @@ impl TlsConn {
             net: Brigade::for_conn(c),
             out: Brigade::for_conn(c),
             out_bytes: 0,
-            plain: Vec::new(),
-            plain_pos: 0,
+            pending: Brigade::for_conn(c),
             eof: false,
+            framing: Framing::default(),
             first_bytes: true,
             client: false,
         }
@@ -177,21 +222,23 @@ impl TlsConn {
         matches!(&self.phase, Phase::Tls(t) if !t.is_handshaking())
     }
 
-    fn avail(&self) -> &[u8] {
-        &self.plain[self.plain_pos..]
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.plain_pos += n;
-        if self.plain_pos >= self.plain.len() {
-            // Idle connections should not keep a large buffer around.
-            if self.plain.capacity() > PLAIN_KEEP {
-                self.plain = Vec::new();
-            } else {
-                self.plain.clear();
+    /// The length of the first line of pending plaintext (up to and with its LF), or of
+    /// what is pending, at most [`MAX_LINE`] bytes.
+    fn line_len(&self) -> Result<usize, Fail> {
+        let mut n = 0;
+        let mut cur = self.pending.first();
+        while let Some(b) = cur {
+            let data = b.read(true)?;
+            if let Some(i) = data.iter().position(|&x| x == b'\n') {
+                return Ok((n + i + 1).min(MAX_LINE));
             }
-            self.plain_pos = 0;
+            n += data.len();
+            if n >= MAX_LINE {
+                return Ok(MAX_LINE);
+            }
+            cur = self.pending.next(b);
         }
+        Ok(n)
     }
 
     /// Sends raw bytes (alerts, a plain-HTTP answer) below our output filter, flushed.
@@ -262,7 +309,14 @@ impl TlsConn {
     fn pull_net(&mut self, f: &Filter, block: bool) -> Result<(), Fail> {
         let c = f.conn();
         self.net.clear();
-        let r = f.get_next(&mut self.net, Mode::ReadBytes, block, NET_READ);
+        // Once established, ask for the rest of the current record only (see Framing); the
+        // core reads the socket in large chunks anyway and keeps what we did not take.
+        let want = if self.is_established() {
+            (self.framing.want() as i64).min(NET_READ)
+        } else {
+            NET_READ
+        };
+        let r = f.get_next(&mut self.net, Mode::ReadBytes, block, want);
         if r != rv::SUCCESS {
             if r == rv::EOF {
                 self.eof = true;
@@ -296,6 +350,7 @@ impl TlsConn {
 
     /// Feeds network bytes to the acceptor or the connection.
     fn feed(&mut self, c: &Conn<'_>, mut data: &[u8]) -> Result<(), Fail> {
+        self.framing.advance(data);
         if self.first_bytes && !data.is_empty() {
             self.first_bytes = false;
             if looks_like_plain_http(data) {
@@ -355,14 +410,19 @@ impl TlsConn {
         let Phase::Tls(conn) = &mut self.phase else {
             return Ok(());
         };
-        let mut buf = [0u8; 16 * 1024];
+        // Plaintext goes from rustls' buffer straight into heap buckets: one copy.
         loop {
-            match conn.reader().read(&mut buf) {
-                Ok(0) => {
+            let mut reader = conn.reader();
+            match reader.fill_buf() {
+                Ok([]) => {
                     self.eof = true;
                     return Ok(());
                 }
-                Ok(n) => self.plain.extend_from_slice(&buf[..n]),
+                Ok(chunk) => {
+                    let n = chunk.len();
+                    self.pending.push_copy(chunk);
+                    reader.consume(n);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(self.fail(c, &format!("reading plaintext: {e}"))),
             }
@@ -579,7 +639,7 @@ impl TlsConn {
             Mode::EatCrlf => return rv::ENOTIMPL,
             _ => {}
         }
-        if mode == Mode::Speculative && !block && self.avail().is_empty() && !self.eof {
+        if mode == Mode::Speculative && !block && self.pending.is_empty() && !self.eof {
             // httpd asks whether more data is already here (ap_check_pipeline after each
             // request). Nothing is buffered, so answer "not yet" without a read(2) that would
             // almost always fail with EAGAIN; data that does arrive wakes the MPM's poll and is
@@ -587,12 +647,12 @@ impl TlsConn {
             // hint, so the next blocking read polls first instead of trying read(2) twice.)
             return rv::EAGAIN;
         }
-        while self.avail().is_empty() {
+        while self.pending.is_empty() {
             if self.eof {
                 return rv::EOF;
             }
             if let Err(e) = self.pull_net(f, block) {
-                if !self.avail().is_empty() {
+                if !self.pending.is_empty() {
                     break;
                 }
                 if e == rv::EOF || self.eof {
@@ -601,25 +661,31 @@ impl TlsConn {
                 return e;
             }
         }
-        let avail = self.avail();
         let want = if readbytes > 0 {
-            readbytes as usize
+            readbytes as u64
         } else {
-            usize::MAX
+            u64::MAX
         };
-        let n = match mode {
-            Mode::GetLine => match avail.iter().position(|&b| b == b'\n') {
-                Some(i) => i + 1,
-                None => avail.len().min(MAX_LINE),
+        // The buckets themselves go up: no copy of the plaintext here.
+        let r = match mode {
+            Mode::Exhaustive => {
+                // Everything there is: read on to the end of the stream (or, non-blocking,
+                // until the network has nothing more).
+                while !self.eof && self.pull_net(f, block).is_ok() {}
+                bb.append(&mut self.pending);
+                Ok(())
+            }
+            Mode::Speculative => self.pending.copy_front(want, bb),
+            Mode::GetLine => match self.line_len() {
+                Ok(n) => self.pending.take_front(n as u64, bb),
+                Err(e) => Err(e),
             },
-            Mode::Exhaustive => avail.len(),
-            _ => avail.len().min(want),
+            _ => self.pending.take_front(want, bb),
         };
-        bb.push_copy(&avail[..n]);
-        if mode != Mode::Speculative {
-            self.consume(n);
+        match r {
+            Ok(()) => rv::SUCCESS,
+            Err(e) => e,
         }
-        rv::SUCCESS
     }
 
     /// The output filter's work.
@@ -646,14 +712,9 @@ impl TlsConn {
         while let Some(b) = bb.first() {
             match b.kind() {
                 Kind::Data => {
-                    let data = match b.read(true) {
-                        Ok(d) => d,
-                        Err(e) => return e,
-                    };
-                    if let Err(e) = self.write_plain(f, data) {
+                    if let Err(e) = self.write_run(f, bb, b) {
                         return e;
                     }
-                    b.delete();
                 }
                 Kind::Flush => {
                     if let Err(e) = self.collect_tls() {
@@ -701,6 +762,71 @@ impl TlsConn {
         self.out.clear();
         self.out_bytes = 0;
         if r == rv::SUCCESS { Ok(()) } else { Err(r) }
+    }
+
+    /// Encrypts the run of data buckets that starts at `first` (up to one record's worth of
+    /// small buckets, e.g. response headers and a small body, go into one record, as mod_ssl
+    /// coalesces them) and deletes them.
+    fn write_run(&mut self, f: &Filter, bb: &Brigade, first: Bucket) -> Result<(), Fail> {
+        const MAX_RUN: usize = 16;
+        let mut run: [Option<Bucket>; MAX_RUN] = [None; MAX_RUN];
+        let mut count = 0;
+        let mut total = 0;
+        let mut cur = Some(first);
+        while let Some(b) = cur {
+            // A bucket of unknown length (a pipe, a socket) is not read ahead: reading it may
+            // block while the data before it could go out.
+            if count == MAX_RUN || b.kind() != Kind::Data || (count > 0 && b.known_len().is_none())
+            {
+                break;
+            }
+            let len = b.read(true)?.len();
+            if count > 0 && total + len > RECORD_PLAIN {
+                break;
+            }
+            run[count] = Some(b);
+            count += 1;
+            total += len;
+            cur = bb.next(b);
+        }
+        if count == 1 || total >= RECORD_PLAIN {
+            // Nothing to coalesce.
+            let data = first.read(true)?;
+            self.write_plain(f, data)?;
+            first.delete();
+            return Ok(());
+        }
+        let mut slices = [std::io::IoSlice::new(&[]); MAX_RUN];
+        for (i, b) in run[..count].iter().flatten().enumerate() {
+            slices[i] = std::io::IoSlice::new(b.read(true)?);
+        }
+        let Phase::Tls(conn) = &mut self.phase else {
+            return Err(rv::ECONNABORTED);
+        };
+        let n = conn
+            .writer()
+            .write_vectored(&slices[..count])
+            .map_err(|_| rv::EGENERAL)?;
+        // rustls takes everything unless its buffer of unsent records is full (it is drained
+        // after every write, so it is not); whatever it did not take goes the long way.
+        let mut done = n;
+        for b in run[..count].iter().flatten() {
+            let data = b.read(true)?;
+            if done >= data.len() {
+                done -= data.len();
+            } else {
+                let rest = &data[done..];
+                done = 0;
+                self.collect_tls()?;
+                self.write_plain(f, rest)?;
+            }
+            b.delete();
+        }
+        self.collect_tls()?;
+        if self.out_bytes >= OUT_CHUNK {
+            self.pass_out(f)?;
+        }
+        Ok(())
     }
 
     fn write_plain(&mut self, f: &Filter, mut data: &[u8]) -> Result<(), Fail> {

@@ -118,6 +118,30 @@ impl BuiltVhost {
         self.versions.iter().any(|v| v.version == version)
             && self.suites.iter().any(|s| s.suite() == suite)
     }
+
+    /// The leaf certificate (DER) of the key at `index` in [`CertSource::Keys`] order.
+    pub fn leaf(&self, index: usize) -> Option<Vec<u8>> {
+        let keys = self.resolver.as_ref()?.keys();
+        Some(keys.get(index)?.cert.first()?.as_ref().to_vec())
+    }
+
+    /// Whether a request for this host may be served on a session negotiated by another
+    /// host, with `version`, `suite` and the leaf certificate `leaf` (DER): this host serves
+    /// that same certificate and allows that version and suite (mod_tls' rule; otherwise the
+    /// request is answered with 421). Hosts with their own resolver never accept.
+    pub fn accepts_session(
+        &self,
+        version: ProtocolVersion,
+        suite: CipherSuite,
+        leaf: &[u8],
+    ) -> bool {
+        self.accepts(version, suite)
+            && self.resolver.as_ref().is_some_and(|r| {
+                r.keys()
+                    .iter()
+                    .any(|k| k.cert.first().is_some_and(|c| c.as_ref() == leaf))
+            })
+    }
 }
 
 /// The key exchange groups, most preferred first.
@@ -474,6 +498,37 @@ mod tests {
         handshake(&client12, &a.config, "a.example").unwrap();
         let (_c, s) = handshake(&client12, &b.config, "a.example").unwrap();
         assert_eq!(s.handshake_kind(), Some(HandshakeKind::Resumed));
+    }
+
+    #[test]
+    fn session_acceptance_needs_the_same_certificate_version_and_suite() {
+        let ec = loaded(Kind::EcP256, &["a.example"]).certified_key;
+        let rsa = loaded(Kind::Rsa, &["b.example"]).certified_key;
+        let host = |keys: Vec<Arc<CertifiedKey>>, min: MinProtocol| {
+            let mut sp = VhostSpec::new(CertSource::Keys(keys));
+            sp.min_protocol = min;
+            build_vhost(&sp).unwrap()
+        };
+        let a = host(vec![ec.clone()], MinProtocol::Default);
+        let leaf = a.leaf(0).unwrap();
+        assert_eq!(leaf, ec.cert[0].as_ref());
+        assert!(a.leaf(1).is_none());
+        let v13 = ProtocolVersion::TLSv1_3;
+        let aes = CipherSuite::TLS13_AES_128_GCM_SHA256;
+        // Same certificate (among others), same settings: accepted.
+        let same = host(vec![rsa.clone(), ec.clone()], MinProtocol::Default);
+        assert!(same.accepts_session(v13, aes, &leaf));
+        // Another certificate: refused.
+        let other = host(vec![rsa], MinProtocol::Default);
+        assert!(!other.accepts_session(v13, aes, &leaf));
+        // Same certificate, but TLS 1.2 is below its minimum: refused; TLS 1.3 accepted.
+        let strict = host(vec![ec], MinProtocol::Tls13);
+        assert!(strict.accepts_session(v13, aes, &leaf));
+        assert!(!strict.accepts_session(
+            ProtocolVersion::TLSv1_2,
+            CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            &leaf
+        ));
     }
 
     #[test]
