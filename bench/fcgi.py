@@ -48,23 +48,13 @@ SIDES = ["A", "B-ctr", "B-gcm"]
 class FServer(tlsbench.Server):
     """An apache2 for one side: 'proxy' (mod_proxy_fcgi) or 'bastion' (encrypt-script)."""
 
+    PORTS = ("http", "ctr", "gcm")
+
     def __init__(self, kind, root: Path, htdocs: Path, app: FcgiApp, ks: KeyServer | None = None,
                  mc: Memcached | None = None):
         self.app, self.ks, self.mc = app, ks, mc
-        self.kind, self.root, self.htdocs, self.certs = kind, root, htdocs, None
-        self.ports = {"http": tlsbench.free_port(), "ctr": tlsbench.free_port(), "gcm": tlsbench.free_port()}
-        self.conf = root / "conf" / "httpd.conf"
-        self.pidfile = root / "run" / "httpd.pid"
-        self.error_log = root / "logs" / "error.log"
-        self.hs_log = root / "logs" / "hs.log"
-        self.pid = None
-        self._kill_stale()
-        for sub in ("conf", "logs", "run"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
-        for p in (root, root / "conf", root / "logs", root / "run"):
-            os.chmod(p, 0o755)
+        super().__init__(kind, root, htdocs, None)
         (root / "conf" / "mime.types").write_text("application/octet-stream bin\n")
-        self.conf.write_text(self.config())
 
     def config(self):
         r, m = self.root, tlsbench.MODDIR

@@ -174,9 +174,11 @@ def make_certs(d: Path):
 class Server:
     """One generated ServerRoot and the apache2 daemon on it. kind: 'ssl', 'bastion' or 'plain'."""
 
+    PORTS = ("http", "ec", "rsa")
+
     def __init__(self, kind, root: Path, htdocs: Path, certs):
         self.kind, self.root, self.htdocs, self.certs = kind, root, htdocs, certs
-        self.ports = {"http": free_port(), "ec": free_port(), "rsa": free_port()}
+        self.ports = {name: free_port() for name in self.PORTS}
         self.conf = root / "conf" / "httpd.conf"
         self.pidfile = root / "run" / "httpd.pid"
         self.error_log = root / "logs" / "error.log"

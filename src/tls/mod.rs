@@ -30,8 +30,6 @@ pub struct Vhost {
     pub built: BuiltVhost,
     /// Only a fallback certificate: every request gets 503 (until [`Vhost::activate`]).
     pub service_unavailable: std::sync::atomic::AtomicBool,
-    /// Certificates and settings; hosts with equal fingerprints may share a connection.
-    pub fingerprint: String,
     /// `TLSStrictSNI`.
     pub strict_sni: bool,
     /// What the certificates say, in resolver order (for SSL_SERVER_* variables).
@@ -366,18 +364,11 @@ pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
                 ssl::ocsp_prime(&s, p, &id, &certs_only).then_some(id)
             })
             .collect();
-        let fingerprint = format!(
-            "{:?}|{:?}|{:?}",
-            files,
-            built.versions.iter().map(|v| v.version).collect::<Vec<_>>(),
-            built.suites.iter().map(|v| v.suite()).collect::<Vec<_>>()
-        );
         let vhost = Vhost {
             name: name.clone(),
             alpn: AlpnVariants::http(built.config.clone()),
             built,
             service_unavailable: service_unavailable.into(),
-            fingerprint,
             strict_sni: conf.strict_sni.unwrap_or(true),
             cert_infos: infos,
             ocsp_ids,
