@@ -92,7 +92,7 @@ fn main() {
         .allowlist_var(
             "MODULE_MAGIC_.*|OK|DECLINED|DONE|SUSPENDED|HTTP_.*|APR_HOOK_.*|APR_SUCCESS|APR_E.*|APR_INCOMPLETE|APR_TIMEUP|APR_OS_START_.*|\
              RSRC_CONF|ACCESS_CONF|PROXY_CONF|OR_.*|EXEC_ON_READ|NOT_IN_.*|GLOBAL_ONLY|APLOG_.*|AP_MODULE_FLAG_.*|\
-             AP_WATCHDOG_.*|AP_SQ_.*|M_.*|AP_FTYPE_.*|AP_MODE_.*|APR_BLOCK_READ|APR_NONBLOCK_READ|\
+             AP_WATCHDOG_.*|AP_STATUS_.*|AP_SQ_.*|M_.*|AP_FTYPE_.*|AP_MODE_.*|APR_BLOCK_READ|APR_NONBLOCK_READ|\
              ap_server_conf|ap_bucket_type_.*|apr_bucket_type_.*|AP_MPMQ_.*|AP_CONN_.*|APR_.*_NONBLOCK.*|\
              AP_SOCACHE_.*|AP_EXPR_.*|REQUEST_.*|HUGE_STRING_LEN|MAX_STRING_LEN|AP_IOBUFSIZE|APR_BUCKET_BUFF_SIZE|\
              ap_top_module|ap_loaded_modules|AP_SERVER_BASEVERSION|DEFAULT_.*|ap_unixd_config",

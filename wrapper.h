@@ -17,6 +17,7 @@
 #include <util_mutex.h>
 #include <util_script.h>
 #include <mod_watchdog.h>
+#include <mod_status.h>
 #include <mpm_common.h>
 #include <unixd.h>
 #include <scoreboard.h>
@@ -24,6 +25,7 @@
 #include <apr_pools.h>
 #include <apr_buckets.h>
 #include <apr_optional.h>
+#include <apr_optional_hooks.h>
 #include <apr_network_io.h>
 #include <apr_thread_proc.h>
 #include <apr_tables.h>

@@ -180,6 +180,12 @@ fn register_hooks(reg: &Registrar) {
     hook!(reg, check_config, md::check_config, Order::Middle);
     hook!(reg, post_config, md::post_config, Order::First);
     hook!(reg, post_read_request, md::http_challenge, Order::First);
+    hook!(
+        reg,
+        post_read_request,
+        md::https::require_https,
+        Order::Middle
+    );
     hook!(reg, ssl_add_cert_files, md::add_cert_files, Order::Middle);
     hook!(
         reg,
@@ -195,6 +201,7 @@ fn register_hooks(reg: &Registrar) {
     );
     hook!(reg, pre_connection, md::pre_connection, Order::First);
     hook!(reg, handler, md::pages::handler, Order::Middle);
+    hook!(reg, status, md::pages::server_status, Order::Middle);
 
     // Encrypted FastCGI
     hook!(reg, check_config, fcgi::check_config, Order::Middle);

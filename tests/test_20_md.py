@@ -78,7 +78,7 @@ class TestIssue:
         p = Pebble(s.root / "pebble", http_port=s.http_port, tls_port=s.port("https")).start()
         names = ["md-a.test", "www.md-a.test"]
         # A mod_ssl host of the same domain, with no certificate lines: served by the MD too.
-        s.add_modules("ssl")
+        s.add_modules("ssl", "status")
         # mod_ssl says so at every start before the first certificate, as with mod_md.
         s.log_allow(r"AH10085: Init: md-a\.test:443 will respond with '503 Service Unavailable'",
                     persistent=True)
@@ -89,6 +89,17 @@ Listen 127.0.0.1:{ssl_port}
   ServerName {names[0]}
   SSLEngine on
 </VirtualHost>
+MDRequireHttps permanent
+<VirtualHost 127.0.0.1:{s.http_port}>
+  ServerName 127.0.0.1
+</VirtualHost>
+<VirtualHost 127.0.0.1:{s.http_port}>
+  ServerName {names[0]}
+  ServerAlias {' '.join(names[1:])}
+</VirtualHost>
+<Location /server-status>
+  SetHandler server-status
+</Location>
 """))
         s.start()
         yield s, p, names
@@ -103,6 +114,12 @@ Listen 127.0.0.1:{ssl_port}
         assert "Temporary Certificate" in cert.subject.rfc4514_string()
         r = curl(f"https://{names[0]}:{https}/", resolve=True, insecure=True)
         assert r.status == 503
+        # MDRequireHttps does not send anyone to https before it can serve them.
+        plain = f"http://{names[0]}:{s.http_port}/x?y=1"
+        assert curl(plain, resolve=True).status == 404
+        auto = curl(s.url("/server-status?auto")).text
+        assert "ManagedCertificatesTotal: 1\nManagedCertificatesOK: 0\n" in auto, auto
+        assert "ManagedDomain[0]Domain: md-a.test\n" in auto
         # The watchdog task orders, answers the challenge and stages the certificate.
         s.wait_for_log(r"The Managed Domain md-a\.test has been setup", timeout=90)
         staged = s.root / "md" / "staging" / "md-a.test"
@@ -128,6 +145,22 @@ Listen 127.0.0.1:{ssl_port}
             r = curl(f"https://{names[1]}:{https}/", resolve=True, cacert=root)
             assert r.returncode == 0 and r.status in (200, 404), r
         assert "Temporary Certificate" not in served_cert(https, names[0]).subject.rfc4514_string()
+        # MDRequireHttps permanent, now that there is a certificate: plain http is redirected to
+        # the https default port (301 for GET/HEAD, 308 otherwise; /.well-known/ exempt) and
+        # https answers carry HSTS.
+        time.sleep(2.5)  # every child has activated the certificate
+        for _ in range(4):
+            r = curl(plain, resolve=True)
+            assert r.status == 301 and r.headers.get("location") == f"https://{names[0]}/x?y=1", r
+        r = curl(plain, resolve=True, method="POST", data=b"a=b")
+        assert r.status == 308 and r.headers.get("location") == f"https://{names[0]}/x?y=1", r
+        well_known = f"http://{names[0]}:{s.http_port}/.well-known/other"
+        assert curl(well_known, resolve=True).status == 404
+        r = curl(f"https://{names[0]}:{https}/", resolve=True, cacert=root)
+        assert r.headers.get("strict-transport-security") == "max-age=15768000", r
+        # The mod_status page has the managed domains' section.
+        html = curl(s.url("/server-status")).text
+        assert "<h2>Managed Certificates</h2>" in html and "<td>md-a.test</td>" in html, html
         # Status pages: md-status (all, and one with its renewal) and certificate-status.
         st = curl(s.url("/md-status")).json()
         mds = {m["name"]: m for m in st["managed-domains"]}
@@ -140,7 +173,9 @@ Listen 127.0.0.1:{ssl_port}
         cs = curl(f"https://{names[0]}:{https}/.httpd/certificate-status", resolve=True, cacert=root)
         assert cs.status == 200, cs
         assert serial in json.dumps(cs.json())
-        assert curl(s.url("/.httpd/certificate-status"), headers={"Host": names[0]}).status == 404
+        # Not over plain http (here redirected to https by MDRequireHttps).
+        r = curl(s.url("/.httpd/certificate-status"), headers={"Host": names[0]})
+        assert r.status == 301 and r.headers["location"].startswith("https://"), r
         # The next restart promotes staging to domains/ and serves it from there.
         s.graceful()
         live = s.root / "md" / "domains" / "md-a.test"
@@ -153,6 +188,9 @@ Listen 127.0.0.1:{ssl_port}
             assert r.returncode == 0 and r.status in (200, 404), r
         one = curl(s.url("/md-status/md-a.test")).json()
         assert serial in json.dumps(one["cert"])
+        auto = curl(s.url("/server-status?auto")).text
+        assert "ManagedCertificatesTotal: 1\nManagedCertificatesOK: 1\n" in auto, auto
+        assert "ManagedDomain[0]Status: good\n" in auto, auto
         cert = served_cert(https, names[1])
         assert format(cert.serial_number, "X") == serial
         # mod_ssl gets it through ap_ssl_add_cert_files at the restart.

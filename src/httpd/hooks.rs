@@ -67,6 +67,21 @@ impl Registrar {
     }
 }
 
+/// The report mod_status asks its `status_hook`s for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusFlags(pub u32);
+
+impl StatusFlags {
+    /// `?auto`: plain `Key: value` lines instead of HTML.
+    pub fn short(self) -> bool {
+        self.0 & ffi::AP_STATUS_SHORT != 0
+    }
+    /// HTML without tables (`?notable`).
+    pub fn no_table(self) -> bool {
+        self.0 & ffi::AP_STATUS_NOTABLE != 0
+    }
+}
+
 /// A NULL-terminated list of module names for hook ordering.
 #[repr(transparent)]
 pub struct Names<const N: usize>(pub [*const c_char; N]);
@@ -95,6 +110,21 @@ pub mod run {
             // SAFETY: per contract.
             let mut req = unsafe { Request::from_raw(r) }.expect("request");
             f(&mut req)
+        })
+    }
+
+    /// # Safety
+    /// Called by mod_status with a live request.
+    pub unsafe fn status(
+        r: *mut ffi::request_rec,
+        flags: std::os::raw::c_int,
+        f: fn(&mut Request, super::StatusFlags) -> Status,
+    ) -> Status {
+        let _scope = Scope::enter(Target::Request(r));
+        guard(status::DECLINED, || {
+            // SAFETY: per contract.
+            let mut req = unsafe { Request::from_raw(r) }.expect("request");
+            f(&mut req, super::StatusFlags(flags as u32))
         })
     }
 
@@ -255,6 +285,8 @@ pub mod run {
 /// `fn(Server, &Pool, id: &[u8], pem: &str) -> bool`; `ssl_ocsp_get_resp`:
 /// `fn(Server, Conn, id: &[u8]) -> Option<Vec<u8>>`; `ssl_bind_outgoing`:
 /// `fn(Conn, ConfVector, enable: bool) -> bool` (true: this module secures the connection).
+/// mod_status's optional hook `status`: `fn(&mut Request, StatusFlags) -> Status`, a section
+/// of the server-status page written with `Request::write`.
 #[macro_export]
 macro_rules! hook {
     (@names) => { ::std::ptr::null() };
@@ -280,6 +312,21 @@ macro_rules! hook {
     }};
     (@reg handler, $f:path, $pre:expr, $succ:expr, $o:expr) => { $crate::hook!(@req ap_hook_handler, $f, $pre, $succ, $o) };
     (@reg post_read_request, $f:path, $pre:expr, $succ:expr, $o:expr) => { $crate::hook!(@req ap_hook_post_read_request, $f, $pre, $succ, $o) };
+    (@reg status, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
+        unsafe extern "C" fn t(r: *mut $crate::httpd::ffi::request_rec, flags: ::std::os::raw::c_int) -> ::std::os::raw::c_int {
+            // SAFETY: mod_status passes its live request.
+            unsafe { $crate::httpd::hooks::run::status(r, flags, $f) }
+        }
+        let (pre, succ, order) = ($pre, $succ, $o);
+        // SAFETY: mod_status's optional hook `status_hook` has exactly t's signature; APR
+        // stores the pointer type-erased and mod_status calls it back with that signature.
+        unsafe {
+            let erased: unsafe extern "C" fn() = ::std::mem::transmute(
+                t as unsafe extern "C" fn(*mut $crate::httpd::ffi::request_rec, ::std::os::raw::c_int) -> ::std::os::raw::c_int,
+            );
+            $crate::httpd::ffi::apr_optional_hook_add(c"status_hook".as_ptr(), Some(erased), pre, succ, order)
+        }
+    }};
     (@reg fixups, $f:path, $pre:expr, $succ:expr, $o:expr) => { $crate::hook!(@req ap_hook_fixups, $f, $pre, $succ, $o) };
     (@reg process_connection, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
         unsafe extern "C" fn t(c: *mut $crate::httpd::ffi::conn_rec) -> ::std::os::raw::c_int {

@@ -42,6 +42,14 @@ pub mod status {
     pub const DECLINED: Status = -1;
     /// The request is complete; no further processing.
     pub const DONE: Status = -2;
+    /// 301
+    pub const MOVED_PERMANENTLY: Status = 301;
+    /// 302
+    pub const FOUND: Status = 302;
+    /// 307
+    pub const TEMPORARY_REDIRECT: Status = 307;
+    /// 308
+    pub const PERMANENT_REDIRECT: Status = 308;
     /// 400
     pub const BAD_REQUEST: Status = 400;
     /// 403

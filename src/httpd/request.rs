@@ -69,6 +69,13 @@ impl<'a> Request<'a> {
         unsafe { super::cstr(self.rec().uri) }.unwrap_or("")
     }
 
+    /// The request target exactly as the client sent it (path and query, still escaped; the
+    /// absolute form for proxy requests).
+    pub fn unparsed_uri(&self) -> &str {
+        // SAFETY: NULL or a pool string.
+        unsafe { super::cstr(self.rec().unparsed_uri) }.unwrap_or("")
+    }
+
     /// The query string, if any.
     pub fn args(&self) -> Option<&str> {
         // SAFETY: NULL or a pool string.

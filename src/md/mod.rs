@@ -11,6 +11,7 @@
 //!   (ssl_answer_challenge), certificate files (ssl_add_cert_files / fallback).
 
 pub mod conf;
+pub mod https;
 pub mod pages;
 
 use crate::ServerConf;
@@ -32,6 +33,10 @@ pub struct Runtime {
     store: Store,
     /// `MDCertificateStatus` (default on).
     certificate_status: bool,
+    /// `MDServerStatus` (default on): a section in mod_status's page.
+    server_status: bool,
+    /// `MDStapling` (default off).
+    stapling: bool,
     mds: Vec<ManagedDomain>,
     statics: HashMap<String, StaticFiles>,
     driver: DriverConfig,
@@ -256,6 +261,8 @@ pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
     *RUNTIME.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Runtime {
         store,
         certificate_status: c.certificate_status.unwrap_or(true),
+        server_status: c.server_status.unwrap_or(true),
+        stapling: c.stapling.unwrap_or(false),
         mds,
         statics,
         driver,
@@ -324,6 +331,18 @@ fn has_certs(store: &Store, md: &ManagedDomain) -> bool {
 fn has_fallback(store: &Store, md: &ManagedDomain) -> bool {
     store.exists(Group::Domains, &md.name, FALLBACK_CERT)
         && store.exists(Group::Domains, &md.name, FALLBACK_KEY)
+}
+
+/// Whether the MD has a real certificate in this process: a static one, one in domains/
+/// (as of the last start), or a staged one this child activated since.
+fn has_real_cert(rt: &Runtime, md: &ManagedDomain) -> bool {
+    rt.statics.contains_key(&md.name)
+        || has_certs(&rt.store, md)
+        || ACTIVATED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|m| m.contains_key(&md.name))
 }
 
 fn md_for<'r>(rt: &'r Runtime, s: &Server<'_>) -> Option<&'r ManagedDomain> {

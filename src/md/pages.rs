@@ -1,8 +1,11 @@
 //! Status pages of the managed domains: the `md-status` handler (JSON, as mod_md's) and
 //! `/.httpd/certificate-status` on the TLS hosts of a managed domain. The JSON is built by
-//! `bastion_md::status` from the store (public files preloaded by the parent).
+//! `bastion_md::status` from the store (public files preloaded by the parent). With
+//! `MDServerStatus on` (the default), mod_status's page gets a "Managed Certificates" section
+//! (`?auto`: mod_md's `ManagedCertificates*` and `ManagedDomain[i]…` lines).
 
 use super::{covers, runtime};
+use crate::httpd::hooks::StatusFlags;
 use crate::httpd::{Request, Status, status};
 use bastion_md::status as md_status;
 use std::time::SystemTime;
@@ -67,4 +70,22 @@ pub fn handler(r: &mut Request) -> Status {
         Some(md) => send_json(r, &md_status::md_json(&rt.store, md, now, true)),
         None => status::NOT_FOUND,
     }
+}
+
+/// mod_status's `status_hook`: the managed domains' section of `server-status`.
+pub fn server_status(r: &mut Request, flags: StatusFlags) -> Status {
+    let Some(rt) = runtime() else {
+        return status::OK;
+    };
+    if !rt.server_status || rt.mds.is_empty() {
+        return status::OK;
+    }
+    let now = SystemTime::now();
+    let text = if flags.short() {
+        md_status::status_auto_text(&rt.store, &rt.mds, now)
+    } else {
+        md_status::status_html(&rt.store, &rt.mds, now, &|_| rt.stapling)
+    };
+    let _ = r.write(text.as_bytes());
+    status::OK
 }

@@ -395,27 +395,8 @@ pub fn status_auto_text(store: &Store, mds: &[ManagedDomain], now: SystemTime) -
         for (k, d) in md.domains.iter().enumerate() {
             out.push_str(&format!("{p}Names[{k}]: {d}\n"));
         }
-        let (state, descr) = md_state(store, md);
-        let until = j
-            .pointer("/cert/valid/until")
-            .and_then(Value::as_str)
-            .and_then(crate::store::parse_http_date);
-        let st = match state {
-            MdState::Incomplete => match descr {
-                Some(d) => format!("incomplete: {d}"),
-                None => "incomplete".into(),
-            },
-            MdState::Complete => {
-                if until.is_none_or(|u| u > now) {
-                    "good".into()
-                } else {
-                    "expired".into()
-                }
-            }
-            MdState::Error => "error".into(),
-            MdState::MissingInformation => "missing information".into(),
-            MdState::Unknown => "unknown".into(),
-        };
+        let until = valid_until(&j);
+        let st = status_word(store, md, until, now);
         out.push_str(&format!("{p}Status: {st}\n"));
         if let Some(from) = j
             .pointer("/cert/valid/from")
@@ -485,6 +466,125 @@ pub fn status_auto_text(store: &Store, mds: &[ManagedDomain], now: SystemTime) -
             out.push_str(&format!("{a}: Manual renew\n"));
         }
     }
+    out
+}
+
+fn valid_until(j: &Value) -> Option<SystemTime> {
+    j.pointer("/cert/valid/until")
+        .and_then(Value::as_str)
+        .and_then(crate::store::parse_http_date)
+}
+
+/// The status word mod_md shows for an MD: `good`, `expired`, `incomplete: <why>`, `error`,
+/// `missing information` or `unknown`.
+fn status_word(
+    store: &Store,
+    md: &ManagedDomain,
+    until: Option<SystemTime>,
+    now: SystemTime,
+) -> String {
+    let (state, descr) = md_state(store, md);
+    match state {
+        MdState::Incomplete => match descr {
+            Some(d) => format!("incomplete: {d}"),
+            None => "incomplete".into(),
+        },
+        MdState::Complete => {
+            if until.is_none_or(|u| u > now) {
+                "good".into()
+            } else {
+                "expired".into()
+            }
+        }
+        MdState::Error => "error".into(),
+        MdState::MissingInformation => "missing information".into(),
+        MdState::Unknown => "unknown".into(),
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '&' => o.push_str("&amp;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// The section mod_status shows on its HTML page: the `ManagedCertificates*` counts and
+/// one table row per MD (sorted by name) with its names, status, validity, CA, whether it
+/// is stapled and its activity, as mod_md's "Managed Certificates" table. `stapled` says
+/// which MDs have stapling on (only the server knows).
+pub fn status_html(
+    store: &Store,
+    mds: &[ManagedDomain],
+    now: SystemTime,
+    stapled: &dyn Fn(&ManagedDomain) -> bool,
+) -> String {
+    let s = take_stock(store, mds, now);
+    let mut out = String::from("<hr>\n<h2>Managed Certificates</h2>\n");
+    out.push_str(&format!(
+        "<p>{} total, {} ok, {} renewing, {} errored, {} ready</p>\n",
+        s.total, s.complete, s.renewing, s.errored, s.ready
+    ));
+    out.push_str(
+        "<table class=\"md_status\"><thead><tr><th>Domain</th><th>Names</th><th>Status</th>\
+         <th>Valid</th><th>CA</th><th>Stapling</th><th>Activity</th></tr></thead><tbody>\n",
+    );
+    let mut sorted: Vec<&ManagedDomain> = mds.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    for md in sorted {
+        let j = md_json(store, md, now, false);
+        let until = valid_until(&j);
+        let valid = match until {
+            Some(u) => format!("until {}", day(u)),
+            None => "-".into(),
+        };
+        let ca: Vec<String> = md.ca.urls.iter().map(|u| ca_name(u)).collect();
+        let activity = if let Some(job) = j.get("renewal") {
+            if job["finished"].as_bool().unwrap_or(false) {
+                "new certificate staged, activating".to_string()
+            } else {
+                let problem = job.pointer("/last/problem").and_then(Value::as_str);
+                let detail = job.pointer("/last/detail").and_then(Value::as_str);
+                match (problem, detail) {
+                    (Some(p), Some(d)) if !p.is_empty() => format!("renewing: {p}: {d}"),
+                    (_, Some(d)) => format!("renewing: {d}"),
+                    _ => "renewing".to_string(),
+                }
+            }
+        } else if let Some(t) = j["renew-at"]
+            .as_str()
+            .and_then(crate::store::parse_http_date)
+        {
+            if t > now {
+                format!("renew on {}", day(t))
+            } else {
+                "renewal pending".into()
+            }
+        } else if md.renew_mode == RenewMode::Manual {
+            "manual renew".into()
+        } else {
+            "-".into()
+        };
+        out.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            html_escape(&md.name),
+            html_escape(&md.domains.join(", ")),
+            html_escape(&status_word(store, md, until, now)),
+            html_escape(&valid),
+            html_escape(&ca.join(", ")),
+            if stapled(md) { "on" } else { "off" },
+            html_escape(&activity),
+        ));
+    }
+    out.push_str("</tbody></table>\n");
     out
 }
 
