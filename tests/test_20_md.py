@@ -78,7 +78,7 @@ class TestIssue:
         p = Pebble(s.root / "pebble", http_port=s.http_port, tls_port=s.port("https")).start()
         names = ["md-a.test", "www.md-a.test"]
         # A mod_ssl host of the same domain, with no certificate lines: served by the MD too.
-        s.add_modules("ssl", "status")
+        s.add_modules("ssl", "status", "headers")
         # mod_ssl says so at every start before the first certificate, as with mod_md.
         s.log_allow(r"AH10085: Init: md-a\.test:443 will respond with '503 Service Unavailable'",
                     persistent=True)
@@ -90,6 +90,7 @@ Listen 127.0.0.1:{ssl_port}
   SSLEngine on
 </VirtualHost>
 MDRequireHttps permanent
+Header always set X-Served-Serial "%{{SSL_SERVER_M_SERIAL}}s"
 <VirtualHost 127.0.0.1:{s.http_port}>
   ServerName 127.0.0.1
 </VirtualHost>
@@ -145,6 +146,12 @@ MDRequireHttps permanent
             r = curl(f"https://{names[1]}:{https}/", resolve=True, cacert=root)
             assert r.returncode == 0 and r.status in (200, 404), r
         assert "Temporary Certificate" not in served_cert(https, names[0]).subject.rfc4514_string()
+        # The SSL_SERVER_* variables describe the certificate served now, not the fallback.
+        staged_serial = format(x509.load_pem_x509_certificate(
+            (staged / "pubcert.pem").read_bytes()).serial_number, "X")
+        for _ in range(4):
+            r = curl(f"https://{names[0]}:{https}/", resolve=True, cacert=root)
+            assert r.headers.get("x-served-serial") == staged_serial, r.headers
         # MDRequireHttps permanent, now that there is a certificate: plain http is redirected to
         # the https default port (301 for GET/HEAD, 308 otherwise; /.well-known/ exempt) and
         # https answers carry HSTS.

@@ -613,7 +613,7 @@ pub fn activate_staged(main: &Server<'_>) {
 fn staged_keys(
     store: &Store,
     md: &ManagedDomain,
-) -> Result<Vec<Arc<rustls::sign::CertifiedKey>>, String> {
+) -> Result<Vec<bastion_tls::resolver::CertEntry>, String> {
     let provider = bastion_tls::base_provider();
     md.pkeys
         .iter()
@@ -626,8 +626,14 @@ fn staged_keys(
                 .load_key(Group::Staging, &md.name, &store::privkey_file(spec))
                 .map_err(|e| e.to_string())?
                 .ok_or("no key")?;
+            // No stapling id: the stapling provider learns of a certificate at startup, so
+            // a certificate activated without a restart is stapled after the next one.
             bastion_tls::certs::load_pem(&cert, Some(key.as_bytes()), &md.name, &provider)
-                .map(|l| l.certified_key)
+                .map(|l| bastion_tls::resolver::CertEntry {
+                    key: l.certified_key,
+                    info: Some(l.info),
+                    ocsp_id: None,
+                })
                 .map_err(|e| e.to_string())
         })
         .collect()

@@ -135,7 +135,7 @@ pub fn request_check(r: &mut Request) -> Status {
     // it serves the certificate the client got, and allows the version and suite.
     let fit = match super::vhost_of(&r.server()) {
         Some(v) if Arc::ptr_eq(&v, &conn_vhost) => HostFit::Compatible,
-        Some(v) if session_fits(tc, &conn_vhost, &v) => HostFit::Compatible,
+        Some(v) if session_fits(tc, &v) => HostFit::Compatible,
         _ => HostFit::Incompatible,
     };
     match request_status(facts, fit) {
@@ -151,23 +151,20 @@ pub fn request_check(r: &mut Request) -> Status {
     }
 }
 
-/// Whether `host` accepts the session `tc` negotiated on `conn_vhost`.
-fn session_fits(tc: &TlsConn, conn_vhost: &super::Vhost, host: &super::Vhost) -> bool {
+/// Whether `host` accepts the session `tc` negotiated (on another host).
+fn session_fits(tc: &TlsConn, host: &super::Vhost) -> bool {
     let (Some(version), Some(suite)) = (tc.settled.version, tc.settled.suite) else {
         return false;
     };
-    conn_vhost
-        .built
-        .leaf(tc.settled.cert_index)
-        .is_some_and(|leaf| host.built.accepts_session(version, suite, &leaf))
+    tc.settled
+        .cert
+        .as_ref()
+        .and_then(|c| c.key.cert.first())
+        .is_some_and(|leaf| host.built.accepts_session(version, suite, leaf.as_ref()))
 }
 
 fn info<'a>(tc: &'a TlsConn) -> ConnectionInfo<'a> {
-    let cert = tc.vhost.as_ref().and_then(|v| {
-        v.cert_infos
-            .get(tc.settled.cert_index)
-            .or(v.cert_infos.first())
-    });
+    let cert = tc.settled.cert.as_ref().and_then(|c| c.info.as_ref());
     ConnectionInfo {
         protocol: tc.settled.version,
         cipher: tc.settled.suite,

@@ -50,8 +50,9 @@ pub struct Settled {
     pub suite: Option<rustls::CipherSuite>,
     /// Whether the session was resumed.
     pub resumed: bool,
-    /// Index of the served certificate in the host's list.
-    pub cert_index: usize,
+    /// The certificate served (chain, key, the facts for `SSL_SERVER_*`), as selected for
+    /// this handshake: a later replacement of the host's set does not change it.
+    pub cert: Option<bastion_tls::resolver::Selected>,
 }
 
 /// One TLS connection.
@@ -526,27 +527,25 @@ impl TlsConn {
             }
         };
         if let Some(r) = &vhost.built.resolver
-            && let Some(k) = r.select(&schemes)
+            && let Some(sel) = r.select_entry(&schemes)
         {
-            let idx = r
-                .keys()
-                .iter()
-                .position(|x| Arc::ptr_eq(x, &k))
-                .unwrap_or(0);
-            self.settled.cert_index = idx;
             // OCSP stapling: the provider's current response; the resolver's key is replaced
-            // only when the response changed (never cloned per handshake).
-            if let Some(Some(id)) = vhost.ocsp_ids.get(idx)
+            // only when the response changed (never cloned per handshake), and only for
+            // the certificate it was fetched for (the set may have been replaced meanwhile).
+            if let Some(id) = &sel.ocsp_id
                 && let Some(der) = ssl::ocsp_get_resp(&server, c, id)
-                && k.ocsp.as_deref() != Some(der.as_slice())
+                && sel.key.ocsp.as_deref() != Some(der.as_slice())
+                && let Some(leaf) = sel.key.cert.first()
             {
                 tracing::debug!(
-                    "TLS: new OCSP response ({} bytes) for certificate {idx} of {}",
+                    "TLS: new OCSP response ({} bytes) for certificate {} of {}",
                     der.len(),
+                    sel.index,
                     vhost.name
                 );
-                let _ = r.set_ocsp(idx, Some(der));
+                let _ = r.set_ocsp_for_leaf(leaf.as_ref(), Some(der));
             }
+            self.settled.cert = Some(sel);
         }
         self.vhost = Some(vhost);
         self.accept(c, accepted, config)

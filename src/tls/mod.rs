@@ -11,8 +11,8 @@ use crate::ServerConf;
 use crate::httpd::log::{Level, log_startup};
 use crate::httpd::{Pool, Server, Status, ssl, state, status};
 use bastion_tls::{
-    AlpnVariants, BuiltVhost, CertInfo, CertSource, DerivedTicketer, EngineAddr, MemoryBackend,
-    SessionStore, TicketSecret, VhostSpec, certs,
+    AlpnVariants, BuiltVhost, CertSource, DerivedTicketer, EngineAddr, MemoryBackend, SessionStore,
+    TicketSecret, VhostSpec, certs,
 };
 use std::sync::Arc;
 
@@ -32,18 +32,13 @@ pub struct Vhost {
     pub service_unavailable: std::sync::atomic::AtomicBool,
     /// `TLSStrictSNI`.
     pub strict_sni: bool,
-    /// What the certificates say, in resolver order (for SSL_SERVER_* variables).
-    pub cert_infos: Vec<Arc<CertInfo>>,
-    /// Per certificate: the id it is primed under for OCSP stapling (another module, e.g.
-    /// mod_md, fetches the responses), or `None`.
-    pub ocsp_ids: Vec<Option<Vec<u8>>>,
 }
 
 impl Vhost {
     /// Serves `keys` from now on, on every new handshake of this child (a managed domain's
     /// certificate issued while the server runs): replaces the resolver's certificates and
     /// ends the fallback's 503s. Returns false if the host has no replaceable resolver.
-    pub fn activate(&self, keys: Vec<Arc<rustls::sign::CertifiedKey>>) -> bool {
+    pub fn activate(&self, keys: Vec<bastion_tls::resolver::CertEntry>) -> bool {
         let Some(r) = &self.built.resolver else {
             return false;
         };
@@ -355,23 +350,32 @@ pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
             tracing::warn!("virtual host {name}: {w}");
         }
         // OCSP: offer every certificate (without its key) to the stapling providers.
-        let ocsp_ids = files
-            .iter()
-            .map(|(cert, _)| {
-                let pem = std::fs::read_to_string(cert).ok()?;
-                let certs_only = certificate_blocks(&pem);
-                let id = cert.to_string_lossy().into_owned().into_bytes();
-                ssl::ocsp_prime(&s, p, &id, &certs_only).then_some(id)
-            })
-            .collect();
+        let ocsp_ids = files.iter().map(|(cert, _)| {
+            let pem = std::fs::read_to_string(cert).ok()?;
+            let certs_only = certificate_blocks(&pem);
+            let id = cert.to_string_lossy().into_owned().into_bytes();
+            ssl::ocsp_prime(&s, p, &id, &certs_only).then(|| Arc::<[u8]>::from(id))
+        });
+        // Each key with its facts (SSL_SERVER_*) and stapling id, kept together.
+        if let Some(r) = &built.resolver {
+            let entries = r
+                .entries()
+                .into_iter()
+                .zip(infos.iter().zip(ocsp_ids))
+                .map(|(mut e, (info, id))| {
+                    e.info = Some(info.clone());
+                    e.ocsp_id = id;
+                    e
+                })
+                .collect();
+            r.replace(entries);
+        }
         let vhost = Vhost {
             name: name.clone(),
             alpn: AlpnVariants::http(built.config.clone()),
             built,
             service_unavailable: service_unavailable.into(),
             strict_sni: conf.strict_sni.unwrap_or(true),
-            cert_infos: infos,
-            ocsp_ids,
         };
         let _ = conf.runtime.set(Arc::new(vhost));
         count += 1;

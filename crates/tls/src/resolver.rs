@@ -9,6 +9,8 @@ use std::sync::{Arc, RwLock};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
+use crate::certs::CertInfo;
+
 /// Errors from resolver updates.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResolverError {
@@ -31,6 +33,49 @@ struct Slot {
     base: Arc<CertifiedKey>,
     /// What handshakes get: `base`, or a copy with an OCSP response.
     current: RwLock<Arc<CertifiedKey>>,
+    /// Facts about the leaf (for `SSL_SERVER_*`), if the caller gave them.
+    info: Option<Arc<CertInfo>>,
+    /// The id the certificate is known under to the OCSP stapling provider, if any.
+    ocsp_id: Option<Arc<[u8]>>,
+}
+
+/// One certificate of a virtual host with what belongs to it: the facts the `SSL_SERVER_*`
+/// variables are computed from and the id its OCSP responses are fetched under. Kept
+/// together so that a replaced set never pairs a key with another certificate's facts or
+/// staple.
+#[derive(Debug, Clone)]
+pub struct CertEntry {
+    /// Chain and signing key.
+    pub key: Arc<CertifiedKey>,
+    /// Facts about the leaf.
+    pub info: Option<Arc<CertInfo>>,
+    /// The stapling provider's id for this certificate.
+    pub ocsp_id: Option<Arc<[u8]>>,
+}
+
+impl CertEntry {
+    /// An entry with only a key.
+    pub fn key(key: Arc<CertifiedKey>) -> Self {
+        Self {
+            key,
+            info: None,
+            ocsp_id: None,
+        }
+    }
+}
+
+/// What a handshake was given: the entry's position, its key (with its current staple),
+/// its facts and stapling id.
+#[derive(Debug, Clone)]
+pub struct Selected {
+    /// Position in the set (resolver order).
+    pub index: usize,
+    /// The key, with the current staple.
+    pub key: Arc<CertifiedKey>,
+    /// Facts about the leaf.
+    pub info: Option<Arc<CertInfo>>,
+    /// The stapling provider's id.
+    pub ocsp_id: Option<Arc<[u8]>>,
 }
 
 impl Slot {
@@ -58,12 +103,15 @@ pub struct VhostCertResolver {
     slots: RwLock<Arc<Vec<Slot>>>,
 }
 
-fn make_slots(keys: Vec<Arc<CertifiedKey>>) -> Arc<Vec<Slot>> {
+fn make_slots(entries: Vec<CertEntry>) -> Arc<Vec<Slot>> {
     Arc::new(
-        keys.into_iter()
-            .map(|k| Slot {
-                current: RwLock::new(k.clone()),
-                base: k,
+        entries
+            .into_iter()
+            .map(|e| Slot {
+                current: RwLock::new(e.key.clone()),
+                base: e.key,
+                info: e.info,
+                ocsp_id: e.ocsp_id,
             })
             .collect(),
     )
@@ -73,7 +121,7 @@ impl VhostCertResolver {
     /// A resolver over `keys`, in preference order.
     pub fn new(keys: Vec<Arc<CertifiedKey>>) -> Self {
         Self {
-            slots: RwLock::new(make_slots(keys)),
+            slots: RwLock::new(make_slots(keys.into_iter().map(CertEntry::key).collect())),
         }
     }
 
@@ -85,11 +133,24 @@ impl VhostCertResolver {
     }
 
     /// Replaces every certificate (OCSP staples of the old ones are dropped).
-    pub fn replace(&self, keys: Vec<Arc<CertifiedKey>>) {
+    pub fn replace(&self, entries: Vec<CertEntry>) {
         *self
             .slots
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = make_slots(keys);
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = make_slots(entries);
+    }
+
+    /// The current set as entries (keys without their staples), e.g. to annotate them
+    /// with facts and stapling ids and [`replace`](Self::replace) them before serving.
+    pub fn entries(&self) -> Vec<CertEntry> {
+        self.slots()
+            .iter()
+            .map(|s| CertEntry {
+                key: s.base.clone(),
+                info: s.info.clone(),
+                ocsp_id: s.ocsp_id.clone(),
+            })
+            .collect()
     }
 
     /// The number of certificates.
@@ -159,9 +220,20 @@ impl VhostCertResolver {
 
     /// The key a client offering `schemes` would get.
     pub fn select(&self, schemes: &[rustls::SignatureScheme]) -> Option<Arc<CertifiedKey>> {
-        self.slots().iter().find_map(|slot| {
-            let ck = slot.current();
-            ck.key.choose_scheme(schemes).is_some().then_some(ck)
+        self.select_entry(schemes).map(|s| s.key)
+    }
+
+    /// As [`select`](Self::select), with the entry's position, facts and stapling id, all
+    /// from one consistent set.
+    pub fn select_entry(&self, schemes: &[rustls::SignatureScheme]) -> Option<Selected> {
+        self.slots().iter().enumerate().find_map(|(index, slot)| {
+            let key = slot.current();
+            key.key.choose_scheme(schemes).is_some().then(|| Selected {
+                index,
+                key,
+                info: slot.info.clone(),
+                ocsp_id: slot.ocsp_id.clone(),
+            })
         })
     }
 }
@@ -217,7 +289,10 @@ mod tests {
         let rsa = loaded(Kind::Rsa, &["a.example"]).certified_key;
         let r = VhostCertResolver::new(vec![ec.clone()]);
         r.set_ocsp(0, Some(vec![9])).unwrap();
-        r.replace(vec![rsa.clone(), ec.clone()]);
+        r.replace(vec![
+            CertEntry::key(rsa.clone()),
+            CertEntry::key(ec.clone()),
+        ]);
         assert_eq!(r.len(), 2);
         let all = [
             SignatureScheme::ECDSA_NISTP256_SHA256,
