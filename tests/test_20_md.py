@@ -208,6 +208,32 @@ Header always set X-Served-Serial "%{{SSL_SERVER_M_SERIAL}}s"
         assert set(sans.get_values_for_type(x509.DNSName)) == set(names)
 
 
+class TestActivationDelay:
+    def test_new_certificate_waits_for_the_delay(self, httpd_factory):
+        """MDActivationDelay: an issued certificate is neither activated in the children nor
+        promoted at a restart before notBefore + delay."""
+        s = httpd_factory(name="activation-delay")
+        s.set_log_level("bastion", "info")
+        p = Pebble(s.root / "pebble", http_port=s.http_port, tls_port=s.port("https")).start()
+        try:
+            names = ["md-d.test"]
+            s.add_conf(md_conf(s, p, names, "http-01", extra="MDActivationDelay 1d\nMDRetryFailover 3"))
+            s.start()
+            s.wait_for_log(r"The Managed Domain md-d\.test has been setup", timeout=90)
+            time.sleep(3)  # children look every 2 s
+            for _ in range(4):
+                assert "Temporary Certificate" in served_cert(s.port("https"), names[0]).subject.rfc4514_string()
+            s.graceful()
+            assert "Temporary Certificate" in served_cert(s.port("https"), names[0]).subject.rfc4514_string()
+            assert (s.root / "md" / "staging" / "md-d.test" / "pubcert.pem").exists()
+            assert not (s.root / "md" / "domains" / "md-d.test" / "pubcert.pem").exists()
+            s.wait_for_log(r"md-d\.test: a new certificate is staged; it goes live 86400s after its notBefore",
+                           timeout=10)
+        finally:
+            s.stop()
+            p.stop()
+
+
 class TestConfigErrors:
     @pytest.mark.parametrize("snippet,expect", [
         ("MDomain a.test\nMDomain b.test a.test\nMDCertificateAgreement accepted\nServerAdmin x@y.z",
@@ -220,6 +246,8 @@ class TestConfigErrors:
         ("MDRenewWindow 200%", r"MDRenewWindow"),
         ("MDPrivateKeys RSA 512", r"MDPrivateKeys"),
         ("MDCAChallenges http-02", r"MDCAChallenges"),
+        ("MDRetryFailover 0", r"MDRetryFailover.*1 or more"),
+        ("MDActivationDelay soon", r"MDActivationDelay"),
         ("MDMember x.test", r"inside <MDomain"),
         ("MDomain e.test\nMDCertificateAgreement accepted\nServerAdmin x@y.z\nMDMembers manual\n"
          "<VirtualHost *:80>\nServerName e.test\nServerAlias other.test\n</VirtualHost>",

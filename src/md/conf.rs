@@ -106,6 +106,10 @@ pub struct MdConf {
     pub check_interval: Option<Duration>,
     /// `MDInitialDelay`.
     pub initial_delay: Option<Duration>,
+    /// `MDActivationDelay`.
+    pub activation_delay: Option<Duration>,
+    /// `MDRetryFailover`.
+    pub retry_failover: Option<u32>,
     /// `MDMessageCmd`.
     pub message_cmd: Option<String>,
     /// `MDNotifyCmd`.
@@ -420,6 +424,25 @@ pub fn cmd_initial_delay(cmd: &mut Cmd, v: &str) -> CmdResult {
     global_only(cmd)?;
     md(cmd).initial_delay = Some(duration(v)?);
     Ok(())
+}
+
+/// `MDActivationDelay duration`
+pub fn cmd_activation_delay(cmd: &mut Cmd, v: &str) -> CmdResult {
+    global_only(cmd)?;
+    md(cmd).activation_delay = Some(duration(v)?);
+    Ok(())
+}
+
+/// `MDRetryFailover number`
+pub fn cmd_retry_failover(cmd: &mut Cmd, v: &str) -> CmdResult {
+    global_only(cmd)?;
+    match v.parse::<u32>() {
+        Ok(n) if n > 0 => {
+            md(cmd).retry_failover = Some(n);
+            Ok(())
+        }
+        _ => Err(format!("expected a number of errors (1 or more), not '{v}'").into()),
+    }
 }
 
 fn command(cmd: &mut Cmd, v: &str) -> Result<String, Box<dyn std::error::Error>> {

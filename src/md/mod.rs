@@ -41,6 +41,8 @@ pub struct Runtime {
     statics: HashMap<String, StaticFiles>,
     driver: DriverConfig,
     initial_delay: Duration,
+    /// `MDActivationDelay`.
+    activation_delay: Duration,
     notify_cmd: Option<String>,
     message_cmd: Option<String>,
 }
@@ -196,7 +198,16 @@ pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
         }
         // A complete set of staged certificates becomes the live one (mod_md does this at
         // every start, so a renewal waits at most for the next restart there).
-        if store.staging_complete(&md).is_ok() {
+        let delay = c.activation_delay.unwrap_or(Duration::ZERO);
+        let staged = store.staging_complete(&md).is_ok();
+        if staged && !staged_due(&store, &md, delay) && !first_pass {
+            tracing::info!(
+                "{}: a new certificate is staged; it goes live {}s after its notBefore (MDActivationDelay)",
+                md.name,
+                delay.as_secs()
+            );
+        }
+        if staged && staged_due(&store, &md, delay) {
             match store.promote_staging(&md.name) {
                 Ok(true) => tracing::info!("{}: new certificate activated", md.name),
                 Ok(false) => {}
@@ -252,6 +263,9 @@ pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
             .check_interval
             .unwrap_or(bastion_md::renewal::DEFAULT_CHECK_INTERVAL),
         auto_challenges: auto_challenges(&main, c),
+        retry_failover: c
+            .retry_failover
+            .unwrap_or(DriverConfig::default().retry_failover),
         ..DriverConfig::default()
     };
     let managed = mds
@@ -267,6 +281,7 @@ pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
         statics,
         driver,
         initial_delay: c.initial_delay.unwrap_or(Duration::ZERO),
+        activation_delay: c.activation_delay.unwrap_or(Duration::ZERO),
         notify_cmd: c.notify_cmd.clone(),
         message_cmd: c.message_cmd.clone(),
     }));
@@ -326,6 +341,27 @@ fn has_certs(store: &Store, md: &ManagedDomain) -> bool {
         store.exists(Group::Domains, &md.name, &store::pubcert_file(k))
             && store.exists(Group::Domains, &md.name, &store::privkey_file(k))
     })
+}
+
+/// Whether a complete staged set may go live: `MDActivationDelay` has passed since the
+/// latest notBefore of its certificates (mod_md's rule, against clients whose clocks lag).
+fn staged_due(store: &Store, md: &ManagedDomain, delay: Duration) -> bool {
+    let latest = md
+        .pkeys
+        .iter()
+        .filter_map(|k| {
+            let pem = store
+                .read(Group::Staging, &md.name, &store::pubcert_file(k))
+                .ok()??;
+            let pem = String::from_utf8(pem).ok()?;
+            bastion_md::cert::leaf_info(&pem).ok()
+        })
+        .map(|i| i.validity.not_before)
+        .max();
+    match latest {
+        Some(nb) => SystemTime::now() >= nb + delay,
+        None => false,
+    }
 }
 
 fn has_fallback(store: &Store, md: &ManagedDomain) -> bool {
@@ -578,7 +614,8 @@ pub fn activate_staged(main: &Server<'_>) {
         {
             let mut seen = ACTIVATED.lock().unwrap_or_else(|p| p.into_inner());
             let seen = seen.get_or_insert_with(HashMap::new);
-            if seen.get(&md.name) == Some(&stamp) {
+            if seen.get(&md.name) == Some(&stamp) || !staged_due(&rt.store, md, rt.activation_delay)
+            {
                 continue;
             }
             seen.insert(md.name.clone(), stamp);
