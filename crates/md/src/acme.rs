@@ -375,11 +375,16 @@ impl Driver {
     /// The current certificates of `md` in `domains/`: the validity of the one that
     /// expires first, or `None` if any spec lacks a certificate covering all names.
     pub fn current_cert(&self, md: &ManagedDomain) -> Option<(Validity, CertInfo)> {
+        self.cert_in(Group::Domains, md)
+    }
+
+    /// As [`Driver::current_cert`], for the certificates in `group`.
+    fn cert_in(&self, group: Group, md: &ManagedDomain) -> Option<(Validity, CertInfo)> {
         let mut best: Option<(Validity, CertInfo)> = None;
         for spec in &md.pkeys {
             let pem = self
                 .store
-                .read(Group::Domains, &md.name, &store::pubcert_file(spec))
+                .read(group, &md.name, &store::pubcert_file(spec))
                 .ok()??;
             let info = leaf_info(std::str::from_utf8(&pem).ok()?).ok()?;
             if !info.covers(&md.domains) {
@@ -427,19 +432,24 @@ impl Driver {
             return Ok(Outcome::Backoff { next_run: t });
         }
         let staged_md = self.store.load_md(Group::Staging, &md.name)?;
-        if job.finished
+        // Staged certificates wait for the next restart to move to domains/, but the glue
+        // serves them right away: they are the current ones, and they too must be renewed
+        // when their window comes, even if the server is never restarted.
+        let staged = job.finished
             && staged_md
                 .as_ref()
                 .is_some_and(|s| s.domains == md.domains && s.pkeys == md.pkeys)
-            && self.store.staging_complete(md).is_ok()
-        {
-            return Ok(Outcome::Staged { next_run: periodic });
-        }
-        let in_progress = self
-            .store
-            .read_json::<OrderRecord>(Group::Staging, &md.name, "order.json")?
-            .is_some();
-        let current = self.current_cert(md);
+            && self.store.staging_complete(md).is_ok();
+        let in_progress = !staged
+            && self
+                .store
+                .read_json::<OrderRecord>(Group::Staging, &md.name, "order.json")?
+                .is_some();
+        let current = if staged {
+            self.cert_in(Group::Staging, md)
+        } else {
+            self.current_cert(md)
+        };
         if !in_progress {
             let mut ari = self.load_ari(&md.name);
             if let Some((_, info)) = &current
@@ -460,8 +470,12 @@ impl Driver {
                 self.config.check_interval,
             );
             if !d.renew {
+                let next_run = d.next_check.min(periodic);
+                if staged {
+                    return Ok(Outcome::Staged { next_run });
+                }
                 return Ok(Outcome::NotDue {
-                    next_run: d.next_check.min(periodic),
+                    next_run,
                     warn: d.warn,
                 });
             }
@@ -475,7 +489,13 @@ impl Driver {
                 job.finished = true;
                 job.errors = 0;
                 job.last = store::JobLast::default();
-                job.next_run = Some(http_date(periodic));
+                // Look again when the new certificates' renew window opens, if that comes
+                // before the periodic check (short-lived certificates).
+                let next = self
+                    .cert_in(Group::Staging, md)
+                    .map(|(v, _)| v.window_start(&md.renew_window))
+                    .map_or(periodic, |t| t.max(now).min(periodic));
+                job.next_run = Some(http_date(next));
                 job.log(
                     now,
                     "renewed",
@@ -483,7 +503,7 @@ impl Driver {
                 );
                 self.save_job(&job)?;
                 info!(md = %md.name, "certificates staged, activated on next (graceful) server restart");
-                Ok(Outcome::Renewed { next_run: periodic })
+                Ok(Outcome::Renewed { next_run: next })
             }
             Ok(Step::Pending) => {
                 let next = now
