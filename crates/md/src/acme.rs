@@ -896,14 +896,7 @@ impl Driver {
             .timeout(self.config.validation_timeout.max(Duration::from_secs(1)));
 
         if order.state().status == OrderStatus::Pending {
-            let set = self.setup_challenges(md, &mut order).await?;
-            for c in set {
-                if !rec.orders[i].challenges.contains(&c) {
-                    rec.orders[i].challenges.push(c);
-                }
-            }
-            self.store
-                .write_json(Group::Staging, &md.name, "order.json", rec)?;
+            self.setup_challenges(md, &mut order, rec, i).await?;
             if self.config.validation_timeout.is_zero() {
                 return Ok(Step::Pending);
             }
@@ -996,15 +989,17 @@ impl Driver {
         }
     }
 
-    /// Sets up and readies one challenge per pending authorization; returns
-    /// `<type>:<domain>` for each.
+    /// Sets up and readies one challenge per pending authorization, recording each as
+    /// `<type>:<domain>` in `rec.orders[i].challenges` (and order.json) *before* it is set
+    /// up: a process killed in between leaves no challenge that teardown does not know.
     async fn setup_challenges(
         &self,
         md: &ManagedDomain,
         order: &mut instant_acme::Order,
-    ) -> Result<Vec<String>, Error> {
+        rec: &mut OrderRecord,
+        i: usize,
+    ) -> Result<(), Error> {
         let prefs = md.challenge_preference(&self.config.auto_challenges);
-        let mut done = Vec::new();
         let mut authzs = order.authorizations();
         while let Some(a) = authzs.next().await {
             let mut a = a.map_err(Error::acme("fetching authorizations"))?;
@@ -1043,6 +1038,12 @@ impl Driver {
                 continue;
             };
             let key_authz = ch.key_authorization();
+            let record = format!("{}:{domain}", kind.as_str());
+            if !rec.orders[i].challenges.contains(&record) {
+                rec.orders[i].challenges.push(record);
+                self.store
+                    .write_json(Group::Staging, &md.name, "order.json", &*rec)?;
+            }
             match kind {
                 ChallengeType::Http01 => {
                     challenge::setup_http01(&self.store, &domain, key_authz.as_str())?
@@ -1061,9 +1062,8 @@ impl Driver {
                     .await
                     .map_err(Error::acme("signalling challenge ready"))?;
             }
-            done.push(format!("{}:{domain}", kind.as_str()));
         }
-        Ok(done)
+        Ok(())
     }
 }
 
