@@ -260,7 +260,14 @@ pub struct Driver {
     store: Store,
     config: DriverConfig,
     accounts: HashMap<String, Account>,
+    /// Per MD, drives in a row that ended in `badNonce` (after instant-acme's own retries).
+    bad_nonces: HashMap<String, u32>,
 }
+
+/// How many drives in a row may end in `badNonce` before it counts as an error: the CA
+/// rejecting nonces now and then (which instant-acme retries only twice) is no reason to
+/// give up the order and back off.
+const MAX_BAD_NONCE_RESUMES: u32 = 10;
 
 impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -342,6 +349,7 @@ impl Driver {
             store,
             config,
             accounts: HashMap::new(),
+            bad_nonces: HashMap::new(),
         }
     }
 
@@ -484,7 +492,20 @@ impl Driver {
         job.name = md.name.clone();
         job.last_run = Some(http_date(now));
         let replaces = current.and_then(|(_, i)| i.ari_id);
-        match self.run_order(md, &mut job, replaces.as_deref()).await {
+        let result = self.run_order(md, &mut job, replaces.as_deref()).await;
+        let nonces = self.bad_nonces.entry(md.name.clone()).or_default();
+        match &result {
+            Err(e) if e.problem() == Some(BAD_NONCE) && *nonces < MAX_BAD_NONCE_RESUMES => {
+                *nonces += 1;
+                info!(md = %md.name, "the CA rejected a nonce again: resuming the order shortly ({e})");
+                let next = now + Duration::from_secs(1);
+                job.next_run = Some(http_date(next));
+                self.save_job(&job)?;
+                return Ok(Outcome::Pending { next_run: next });
+            }
+            _ => *nonces = 0,
+        }
+        match result {
             Ok(Step::Done) => {
                 job.finished = true;
                 job.errors = 0;
@@ -1157,6 +1178,9 @@ impl Driver {
         Ok(())
     }
 }
+
+/// The ACME problem type of a rejected anti-replay nonce.
+const BAD_NONCE: &str = "urn:ietf:params:acme:error:badNonce";
 
 fn to_acme(k: ChallengeType) -> instant_acme::ChallengeType {
     match k {
