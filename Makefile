@@ -4,7 +4,7 @@
 #                   $(BINDIR); DESTDIR honoured
 #   make run        demo server on 127.0.0.1 from conf/demo.conf.in, in the foreground
 #   make test       cargo test for the workspace, then the end-to-end tests (pytest)
-#   make bench      benchmarks against the stock modules (never run by CI)
+#   make bench      benchmarks against the stock modules (never run by CI; also bench-fcgi, bench-md)
 
 APXS       ?= $(shell command -v apxs || command -v apxs2 || echo apxs)
 CARGO      ?= cargo
@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 # their shared dependencies are compiled once with one feature set.
 PKGS       := -p mod_bastion -p bastion-tlsprobe -p bastion-keyserver -p bastion-a2md
 
-.PHONY: all build build-test-hooks build-tools install uninstall setup run test test-rust test-e2e bench bench-fcgi lint clean
+.PHONY: all build build-test-hooks build-tools install uninstall setup run test test-rust test-e2e bench bench-fcgi bench-md lint clean
 
 all: build
 
@@ -76,6 +76,10 @@ bench: setup build
 # Encrypted FastCGI vs mod_proxy_fcgi (key server, memcached and the FastCGI app are started).
 bench-fcgi: setup build
 	$(PYTHON) bench/fcgi.py
+
+# Managed domains: time from start to the first request with the issued certificate, ACME requests.
+bench-md: setup build
+	$(PYTHON) bench/md.py
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -6,67 +6,15 @@ next restart, and configuration errors."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import ssl
-import socket
 import stat
 import time
-from pathlib import Path
 
 import pytest
 from cryptography import x509
 
 from harness import curl
-from harness.pebble import Pebble
-
-NOTIFY = """#!/bin/sh
-echo "notify $@" >> "{out}"
-"""
-MESSAGE = """#!/bin/sh
-echo "message $@" >> "{out}"
-"""
-
-
-def served_cert(port: int, name: str) -> x509.Certificate:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        with ctx.wrap_socket(s, server_hostname=name) as t:
-            return x509.load_der_x509_certificate(t.getpeercert(binary_form=True))
-
-
-def md_conf(s, p: Pebble, names: list[str], challenge: str, extra: str = "") -> str:
-    https = s.port("https")
-    notify = s.write_file("notify.sh", NOTIFY.format(out=s.root / "logs" / "notify.txt"), mode=0o755,
-                          base=s.root / "conf")
-    message = s.write_file("message.sh", MESSAGE.format(out=s.root / "logs" / "notify.txt"), mode=0o755,
-                           base=s.root / "conf")
-    ca_copy = s.write_file("pebble-root.pem", Path(p.tls_root).read_text(), base=s.root / "conf")
-    os.chmod(s.root / "logs", 0o777)
-    return f"""
-ServerAdmin admin@example.org
-Listen 127.0.0.1:{https}
-TLSEngine 127.0.0.1:{https}
-MDCertificateAuthority {p.dir_url}
-MDCACertificateFile {ca_copy}
-MDCertificateAgreement accepted
-MDCAChallenges {challenge}
-MDRetryDelay 1s
-MDNotifyCmd {notify}
-MDMessageCmd {message}
-MDomain {' '.join(names)}
-<Location /md-status>
-  SetHandler md-status
-</Location>
-{extra}
-<VirtualHost 127.0.0.1:{https}>
-  ServerName {names[0]}
-  {('ServerAlias ' + ' '.join(names[1:])) if len(names) > 1 else ''}
-</VirtualHost>
-"""
-
+from harness.pebble import Pebble, md_conf, served_cert
 
 @pytest.mark.parametrize("challenge", ["http-01", "tls-alpn-01"], scope="class")
 class TestIssue:

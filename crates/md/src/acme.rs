@@ -260,7 +260,14 @@ pub struct Driver {
     store: Store,
     config: DriverConfig,
     accounts: HashMap<String, Account>,
+    /// Per MD, drives in a row that ended in `badNonce` (after instant-acme's own retries).
+    bad_nonces: HashMap<String, u32>,
 }
+
+/// How many drives in a row may end in `badNonce` before it counts as an error: the CA
+/// rejecting nonces now and then (which instant-acme retries only twice) is no reason to
+/// give up the order and back off.
+const MAX_BAD_NONCE_RESUMES: u32 = 10;
 
 impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -342,6 +349,7 @@ impl Driver {
             store,
             config,
             accounts: HashMap::new(),
+            bad_nonces: HashMap::new(),
         }
     }
 
@@ -375,11 +383,16 @@ impl Driver {
     /// The current certificates of `md` in `domains/`: the validity of the one that
     /// expires first, or `None` if any spec lacks a certificate covering all names.
     pub fn current_cert(&self, md: &ManagedDomain) -> Option<(Validity, CertInfo)> {
+        self.cert_in(Group::Domains, md)
+    }
+
+    /// As [`Driver::current_cert`], for the certificates in `group`.
+    fn cert_in(&self, group: Group, md: &ManagedDomain) -> Option<(Validity, CertInfo)> {
         let mut best: Option<(Validity, CertInfo)> = None;
         for spec in &md.pkeys {
             let pem = self
                 .store
-                .read(Group::Domains, &md.name, &store::pubcert_file(spec))
+                .read(group, &md.name, &store::pubcert_file(spec))
                 .ok()??;
             let info = leaf_info(std::str::from_utf8(&pem).ok()?).ok()?;
             if !info.covers(&md.domains) {
@@ -427,19 +440,24 @@ impl Driver {
             return Ok(Outcome::Backoff { next_run: t });
         }
         let staged_md = self.store.load_md(Group::Staging, &md.name)?;
-        if job.finished
+        // Staged certificates wait for the next restart to move to domains/, but the glue
+        // serves them right away: they are the current ones, and they too must be renewed
+        // when their window comes, even if the server is never restarted.
+        let staged = job.finished
             && staged_md
                 .as_ref()
                 .is_some_and(|s| s.domains == md.domains && s.pkeys == md.pkeys)
-            && self.store.staging_complete(md).is_ok()
-        {
-            return Ok(Outcome::Staged { next_run: periodic });
-        }
-        let in_progress = self
-            .store
-            .read_json::<OrderRecord>(Group::Staging, &md.name, "order.json")?
-            .is_some();
-        let current = self.current_cert(md);
+            && self.store.staging_complete(md).is_ok();
+        let in_progress = !staged
+            && self
+                .store
+                .read_json::<OrderRecord>(Group::Staging, &md.name, "order.json")?
+                .is_some();
+        let current = if staged {
+            self.cert_in(Group::Staging, md)
+        } else {
+            self.current_cert(md)
+        };
         if !in_progress {
             let mut ari = self.load_ari(&md.name);
             if let Some((_, info)) = &current
@@ -460,8 +478,12 @@ impl Driver {
                 self.config.check_interval,
             );
             if !d.renew {
+                let next_run = d.next_check.min(periodic);
+                if staged {
+                    return Ok(Outcome::Staged { next_run });
+                }
                 return Ok(Outcome::NotDue {
-                    next_run: d.next_check.min(periodic),
+                    next_run,
                     warn: d.warn,
                 });
             }
@@ -470,12 +492,31 @@ impl Driver {
         job.name = md.name.clone();
         job.last_run = Some(http_date(now));
         let replaces = current.and_then(|(_, i)| i.ari_id);
-        match self.run_order(md, &mut job, replaces.as_deref()).await {
+        let result = self.run_order(md, &mut job, replaces.as_deref()).await;
+        let nonces = self.bad_nonces.entry(md.name.clone()).or_default();
+        match &result {
+            Err(e) if e.problem() == Some(BAD_NONCE) && *nonces < MAX_BAD_NONCE_RESUMES => {
+                *nonces += 1;
+                info!(md = %md.name, "the CA rejected a nonce again: resuming the order shortly ({e})");
+                let next = now + Duration::from_secs(1);
+                job.next_run = Some(http_date(next));
+                self.save_job(&job)?;
+                return Ok(Outcome::Pending { next_run: next });
+            }
+            _ => *nonces = 0,
+        }
+        match result {
             Ok(Step::Done) => {
                 job.finished = true;
                 job.errors = 0;
                 job.last = store::JobLast::default();
-                job.next_run = Some(http_date(periodic));
+                // Look again when the new certificates' renew window opens, if that comes
+                // before the periodic check (short-lived certificates).
+                let next = self
+                    .cert_in(Group::Staging, md)
+                    .map(|(v, _)| v.window_start(&md.renew_window))
+                    .map_or(periodic, |t| t.max(now).min(periodic));
+                job.next_run = Some(http_date(next));
                 job.log(
                     now,
                     "renewed",
@@ -483,7 +524,7 @@ impl Driver {
                 );
                 self.save_job(&job)?;
                 info!(md = %md.name, "certificates staged, activated on next (graceful) server restart");
-                Ok(Outcome::Renewed { next_run: periodic })
+                Ok(Outcome::Renewed { next_run: next })
             }
             Ok(Step::Pending) => {
                 let next = now
@@ -876,14 +917,7 @@ impl Driver {
             .timeout(self.config.validation_timeout.max(Duration::from_secs(1)));
 
         if order.state().status == OrderStatus::Pending {
-            let set = self.setup_challenges(md, &mut order).await?;
-            for c in set {
-                if !rec.orders[i].challenges.contains(&c) {
-                    rec.orders[i].challenges.push(c);
-                }
-            }
-            self.store
-                .write_json(Group::Staging, &md.name, "order.json", rec)?;
+            self.setup_challenges(md, &mut order, rec, i).await?;
             if self.config.validation_timeout.is_zero() {
                 return Ok(Step::Pending);
             }
@@ -976,15 +1010,17 @@ impl Driver {
         }
     }
 
-    /// Sets up and readies one challenge per pending authorization; returns
-    /// `<type>:<domain>` for each.
+    /// Sets up and readies one challenge per pending authorization, recording each as
+    /// `<type>:<domain>` in `rec.orders[i].challenges` (and order.json) *before* it is set
+    /// up: a process killed in between leaves no challenge that teardown does not know.
     async fn setup_challenges(
         &self,
         md: &ManagedDomain,
         order: &mut instant_acme::Order,
-    ) -> Result<Vec<String>, Error> {
+        rec: &mut OrderRecord,
+        i: usize,
+    ) -> Result<(), Error> {
         let prefs = md.challenge_preference(&self.config.auto_challenges);
-        let mut done = Vec::new();
         let mut authzs = order.authorizations();
         while let Some(a) = authzs.next().await {
             let mut a = a.map_err(Error::acme("fetching authorizations"))?;
@@ -1023,6 +1059,12 @@ impl Driver {
                 continue;
             };
             let key_authz = ch.key_authorization();
+            let record = format!("{}:{domain}", kind.as_str());
+            if !rec.orders[i].challenges.contains(&record) {
+                rec.orders[i].challenges.push(record);
+                self.store
+                    .write_json(Group::Staging, &md.name, "order.json", &*rec)?;
+            }
             match kind {
                 ChallengeType::Http01 => {
                     challenge::setup_http01(&self.store, &domain, key_authz.as_str())?
@@ -1041,9 +1083,8 @@ impl Driver {
                     .await
                     .map_err(Error::acme("signalling challenge ready"))?;
             }
-            done.push(format!("{}:{domain}", kind.as_str()));
         }
-        Ok(done)
+        Ok(())
     }
 }
 
@@ -1137,6 +1178,9 @@ impl Driver {
         Ok(())
     }
 }
+
+/// The ACME problem type of a rejected anti-replay nonce.
+const BAD_NONCE: &str = "urn:ietf:params:acme:error:badNonce";
 
 fn to_acme(k: ChallengeType) -> instant_acme::ChallengeType {
     match k {
