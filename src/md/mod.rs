@@ -207,6 +207,15 @@ pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
                 delay.as_secs()
             );
         }
+        // Each staged key must match its certificate (a set cut short is never promoted).
+        let staged = staged
+            && match staged_keys(&store, &md) {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::error!("{}: the staged certificates are not used: {e}", md.name);
+                    false
+                }
+            };
         if staged && staged_due(&store, &md, delay) {
             match store.promote_staging(&md.name) {
                 Ok(true) => tracing::info!("{}: new certificate activated", md.name),

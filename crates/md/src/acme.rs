@@ -443,17 +443,18 @@ impl Driver {
         // Staged certificates wait for the next restart to move to domains/, but the glue
         // serves them right away: they are the current ones, and they too must be renewed
         // when their window comes, even if the server is never restarted.
-        let staged = job.finished
-            && staged_md
-                .as_ref()
-                .is_some_and(|s| s.domains == md.domains && s.pkeys == md.pkeys)
+        // A complete staged set (also while a newer order runs next to it) is what is served.
+        let staged_set = staged_md
+            .as_ref()
+            .is_some_and(|s| s.domains == md.domains && s.pkeys == md.pkeys)
             && self.store.staging_complete(md).is_ok();
+        let staged = job.finished && staged_set;
         let in_progress = !staged
             && self
                 .store
                 .read_json::<OrderRecord>(Group::Staging, &md.name, "order.json")?
                 .is_some();
-        let current = if staged {
+        let current = if staged_set {
             self.cert_in(Group::Staging, md)
         } else {
             self.current_cert(md)
@@ -562,6 +563,19 @@ impl Driver {
                 Err(e)
             }
         }
+    }
+
+    /// Removes what an order in progress keeps in staging (order.json, `next-*` files),
+    /// leaving a complete staged set, job.json and md.json.
+    fn clear_order_files(&self, md: &ManagedDomain) -> Result<(), Error> {
+        self.store.remove(Group::Staging, &md.name, "order.json")?;
+        for spec in &md.pkeys {
+            for f in [store::privkey_file(spec), store::pubcert_file(spec)] {
+                self.store
+                    .remove(Group::Staging, &md.name, &store::next_file(&f))?;
+            }
+        }
+        Ok(())
     }
 
     fn discard_order(&self, md: &ManagedDomain) -> Result<(), Error> {
@@ -777,8 +791,20 @@ impl Driver {
             .read_json::<OrderRecord>(Group::Staging, &md.name, "order.json")?
             .filter(|r| r.domains == md.domains && md.ca.urls.contains(&r.ca_url));
         if rec.is_none() || job.finished {
-            // A fresh start: drop whatever an earlier, different order left behind.
-            self.store.purge(Group::Staging, &md.name)?;
+            // A fresh start: drop whatever an earlier, different order left behind, but keep
+            // a complete staged set for these names: it is being served (children activate
+            // staged sets without a restart) and is what the next restart promotes, until
+            // this order has its whole set.
+            let keep = self
+                .store
+                .load_md(Group::Staging, &md.name)?
+                .is_some_and(|s| s.domains == md.domains && s.pkeys == md.pkeys)
+                && self.store.staging_complete(md).is_ok();
+            if keep {
+                self.clear_order_files(md)?;
+            } else {
+                self.store.purge(Group::Staging, &md.name)?;
+            }
             job.finished = false;
         }
         self.store.save_md(Group::Staging, md)?;
@@ -814,7 +840,7 @@ impl Driver {
 
         for i in 0..rec.orders.len() {
             let spec = rec.orders[i].spec;
-            let cert_file = store::pubcert_file(&spec);
+            let cert_file = store::next_file(&store::pubcert_file(&spec));
             if let Some(pem) = self.store.read(Group::Staging, &md.name, &cert_file)?
                 && leaf_info(&String::from_utf8_lossy(&pem)).is_ok_and(|c| c.covers(&md.domains))
             {
@@ -823,6 +849,16 @@ impl Driver {
             match self.run_spec(md, &account, &mut rec, i, replaces).await? {
                 Step::Pending => return Ok(Step::Pending),
                 Step::Done => {}
+            }
+        }
+        // The whole new set replaces the staged one: key before certificate per key type,
+        // the first key type last (children look at its certificate's time to notice a new
+        // set). A kill in between leaves order.json, and the resumed order re-issues what
+        // is missing; a mismatched pair is never served (keys are checked when loaded).
+        for spec in md.pkeys.iter().rev() {
+            for f in [store::privkey_file(spec), store::pubcert_file(spec)] {
+                self.store
+                    .rename(Group::Staging, &md.name, &store::next_file(&f), &f)?;
             }
         }
         for o in &rec.orders {
@@ -933,7 +969,7 @@ impl Driver {
                 return Err(self.invalid_detail(&mut order).await);
             }
         }
-        let key_file = store::privkey_file(&spec);
+        let key_file = store::next_file(&store::privkey_file(&spec));
         match order.state().status {
             OrderStatus::Ready => {
                 let key = match self.store.load_key(Group::Staging, &md.name, &key_file)? {
@@ -984,7 +1020,7 @@ impl Driver {
         self.store.write(
             Group::Staging,
             &md.name,
-            &store::pubcert_file(&spec),
+            &store::next_file(&store::pubcert_file(&spec)),
             chain.as_bytes(),
         )?;
         info!(md = %md.name, %spec, serial = %info.serial, "received certificate");

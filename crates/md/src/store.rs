@@ -393,6 +393,15 @@ impl Store {
         }
     }
 
+    /// Renames `from` to `to` inside one MD's directory of a group (atomic; the directory
+    /// is synced).
+    pub fn rename(&self, g: Group, name: &str, from: &str, to: &str) -> Result<(), StoreError> {
+        let a = self.path(g, name, from)?;
+        let b = self.path(g, name, to)?;
+        fs::rename(&a, &b).map_err(io("rename", &a))?;
+        fsync_dir(&self.dir(g, name)?)
+    }
+
     /// Writes a value as pretty JSON.
     pub fn write_json<T: Serialize>(
         &self,
@@ -579,7 +588,12 @@ impl Store {
             let Some(f) = e.file_name().to_str().map(str::to_string) else {
                 continue;
             };
-            if f.starts_with('.') || f == "job.json" || f == "order.json" || !e.path().is_file() {
+            if f.starts_with('.')
+                || f.starts_with(NEXT_PREFIX)
+                || f == "job.json"
+                || f == "order.json"
+                || !e.path().is_file()
+            {
                 continue;
             }
             if f.starts_with("privkey") {
@@ -624,6 +638,16 @@ pub fn privkey_file(spec: &KeySpec) -> String {
 /// `pubcert.pem` for RSA, `pubcert.<spec>.pem` otherwise (leaf + chain).
 pub fn pubcert_file(spec: &KeySpec) -> String {
     format!("pubcert{}.pem", spec.file_suffix())
+}
+
+/// The prefix of the files an order in progress writes in `staging/<md>/` (its key and, once
+/// issued, its certificate): a complete staged set from an earlier renewal keeps its plain
+/// names, and is served and promoted, until the new order has its whole set.
+pub const NEXT_PREFIX: &str = "next-";
+
+/// `next-<file>`: where an order in progress keeps `file`.
+pub fn next_file(file: &str) -> String {
+    format!("{NEXT_PREFIX}{file}")
 }
 
 /// The http-01 answer file in `challenges/<dns>/`.

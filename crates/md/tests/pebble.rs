@@ -160,6 +160,68 @@ async fn issue_renew_and_resume_against_pebble() {
             .exists(Group::Challenges, "resume.example", store::HTTP01_FILE)
     );
     assert_eq!(accounts(second.store()).len(), 1);
+    drop(second);
+
+    // 4. Renewing a staged set that was never promoted (a server that is not restarted
+    //    serves it): while the new order is pending, the staged set stays whole, so it is
+    //    still what children serve and what a restart promotes; the new set replaces it
+    //    only once complete.
+    let old = staged_leaf(&Store::open(&base).unwrap(), &resume, &KeySpec::P256);
+    let due = ManagedDomain {
+        renew_window: bastion_md::model::Timeslice::Percent(100),
+        ..resume.clone()
+    };
+    let mut third = Driver::new(
+        Store::open(&base).unwrap(),
+        DriverConfig {
+            validation_timeout: Duration::ZERO,
+            ..config(&p)
+        },
+    );
+    let out = third.drive(&due).await.unwrap();
+    assert!(matches!(out, Outcome::Pending { .. }), "{out:?}");
+    assert!(third.store().staging_complete(&due).is_ok());
+    assert_eq!(
+        staged_leaf(third.store(), &due, &KeySpec::P256).serial,
+        old.serial,
+        "the staged set is kept while the new order runs"
+    );
+    assert!(
+        third.store().exists(
+            Group::Staging,
+            "resume.example",
+            "next-privkey.secp256r1.pem"
+        ) || third
+            .store()
+            .exists(Group::Staging, "resume.example", "order.json")
+    );
+    drop(third);
+    let mut fourth = Driver::new(Store::open(&base).unwrap(), config(&p));
+    let out = fourth.drive(&due).await;
+    let out = out.unwrap_or_else(|e| panic!("renewal failed: {e}\n{}", report(&work)));
+    assert!(matches!(out, Outcome::Renewed { .. }), "{out:?}");
+    let new = staged_leaf(fourth.store(), &due, &KeySpec::P256);
+    assert_ne!(
+        new.serial, old.serial,
+        "the new set replaced the staged one"
+    );
+    for f in [
+        "next-privkey.secp256r1.pem",
+        "next-pubcert.secp256r1.pem",
+        "order.json",
+    ] {
+        assert!(
+            !fourth.store().exists(Group::Staging, "resume.example", f),
+            "{f}"
+        );
+    }
+    // The promoted set is the new one, without order leftovers.
+    assert!(fourth.store().promote_staging("resume.example").unwrap());
+    assert!(!fourth.store().exists(
+        Group::Domains,
+        "resume.example",
+        "next-pubcert.secp256r1.pem"
+    ));
 
     drop(p);
     let _ = std::fs::remove_dir_all(&work);

@@ -192,6 +192,8 @@ pub fn start_pebble(work: &Path, store_base: &Path) -> Pebble {
             .arg(&cfg)
             .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
             .env("PEBBLE_VA_NOSLEEP", "1")
+            // Every order validates afresh: tests that stop at "pending" need that.
+            .env("PEBBLE_AUTHZREUSE", "0")
             .stdout(Stdio::from(log("pebble.log")))
             .stderr(Stdio::from(log("pebble.err")))
             .spawn()
