@@ -338,3 +338,25 @@ SSLStaplingCache shmcb:{s.root}/logs/ssl_stapling(32768)
         res = cert_status_ok(self.https, "modssl.test", ca)
         assert res.returncode == 0 and res.status == 200, res.stderr
         assert store_file(s.root, "other", self.cert).exists()
+
+
+class TestConfig:
+    @pytest.mark.parametrize("snippet,expect", [
+        ("MDStaplingRenewWindow soon", r"line \d+ of \S+httpd\.conf:\s+MDStaplingRenewWindow: expected"),
+        ("MDStaplingKeepResponse forever", r"line \d+ of \S+httpd\.conf:\s+MDStaplingKeepResponse: expected a duration"),
+        ("<MDomain k.test>\n  MDStaplingKeepResponse 2d\n</MDomain>",
+         r"MDStaplingKeepResponse is a global setting"),
+        ("<VirtualHost *:80>\n  MDStapling on\n</VirtualHost>", r"MDStapling"),
+    ])
+    def test_bad_stapling_configuration_fails_configtest(self, httpd_factory, snippet, expect):
+        s = httpd_factory(name=hashlib.sha1(snippet.encode()).hexdigest()[:8])
+        s.add_conf(snippet)
+        rc, out = s.configtest()
+        assert rc != 0 and re.search(expect, out), out
+
+    def test_stapling_settings_accepted(self, httpd_factory):
+        s = httpd_factory(name="ok")
+        s.add_conf("MDStapling on\nMDStapleOthers off\nMDStaplingRenewWindow 2h\n"
+                   "MDStaplingKeepResponse 3d\n")
+        rc, out = s.configtest()
+        assert rc == 0, out
