@@ -610,7 +610,22 @@ mod tests {
     struct Pki {
         ca_key: rcgen::KeyPair,
         ca: rcgen::Certificate,
+        ca_params: rcgen::CertificateParams,
         chain: String,
+    }
+
+    /// A responder certificate issued by the PKI's CA, with or without id-kp-OCSPSigning.
+    fn delegated(pki: &Pki, ocsp_signing: bool) -> (rcgen::KeyPair, rcgen::Certificate) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "Delegated Responder");
+        if ocsp_signing {
+            p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::OcspSigning];
+        }
+        let issuer = rcgen::Issuer::new(pki.ca_params.clone(), &pki.ca_key);
+        let cert = p.signed_by(&key, &issuer).unwrap();
+        (key, cert)
     }
 
     fn aia(url: &str) -> rcgen::CustomExtension {
@@ -636,10 +651,15 @@ mod tests {
         if with_aia {
             p.custom_extensions.push(aia("http://127.0.0.1:1/ocsp"));
         }
-        let issuer = rcgen::Issuer::new(ca_params, &ca_key);
+        let issuer = rcgen::Issuer::new(ca_params.clone(), &ca_key);
         let leaf = p.signed_by(&key, &issuer).unwrap();
         let chain = format!("{}{}", leaf.pem(), ca.pem());
-        Pki { ca_key, ca, chain }
+        Pki {
+            ca_key,
+            ca,
+            ca_params,
+            chain,
+        }
     }
 
     fn gt(t: SystemTime) -> OcspGeneralizedTime {
@@ -663,10 +683,24 @@ mod tests {
         this: SystemTime,
         next: SystemTime,
     ) -> Vec<u8> {
-        let ca = Certificate::from_der(pki.ca.der()).unwrap();
+        respond_by(&pki.ca_key, pki.ca.der(), false, t, status, this, next)
+    }
+
+    /// A response signed by `key`, whose certificate `signer` is named as the responder (by
+    /// name) and included in the response when `include`.
+    fn respond_by(
+        key: &rcgen::KeyPair,
+        signer: &[u8],
+        include: bool,
+        t: &Target,
+        status: CertStatus,
+        this: SystemTime,
+        next: SystemTime,
+    ) -> Vec<u8> {
+        let signer = Certificate::from_der(signer).unwrap();
         let data = ResponseData {
             version: Version::V1,
-            responder_id: ResponderId::ByName(ca.tbs_certificate.subject.clone()),
+            responder_id: ResponderId::ByName(signer.tbs_certificate.subject.clone()),
             produced_at: gt(this),
             responses: vec![SingleResponse {
                 cert_id: t.cert_id.clone(),
@@ -678,9 +712,8 @@ mod tests {
             response_extensions: None,
         };
         let tbs = data.to_der().unwrap();
-        let kp =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &pki.ca_key.serialize_der())
-                .unwrap();
+        let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &key.serialize_der())
+            .unwrap();
         let sig = kp.sign(&SystemRandom::new(), &tbs).unwrap();
         let basic = BasicOcspResponse {
             tbs_response_data: data,
@@ -689,7 +722,7 @@ mod tests {
                 parameters: None,
             },
             signature: BitString::from_bytes(sig.as_ref()).unwrap(),
-            certs: None,
+            certs: include.then(|| vec![signer.clone()]),
         };
         OcspResponse {
             response_status: OcspResponseStatus::Successful,
@@ -772,6 +805,30 @@ mod tests {
         // another certificate's target (other CA) does not accept it
         let other = Target::from_pem(&self::pki(true).chain).unwrap();
         assert!(other.verify(&good, now).is_err());
+    }
+
+    #[test]
+    fn delegated_responder_needs_ocsp_signing_from_the_issuer() {
+        let pki = pki(true);
+        let t = Target::from_pem(&pki.chain).unwrap();
+        let now = SystemTime::now();
+        let next = now + Duration::from_secs(600);
+        let (key, cert) = delegated(&pki, true);
+        let ok = respond_by(&key, cert.der(), true, &t, CertStatus::good(), now, next);
+        assert_eq!(t.verify(&ok, now).unwrap().status, CertState::Good);
+        // Not included in the response: unknown signer.
+        let missing = respond_by(&key, cert.der(), false, &t, CertStatus::good(), now, next);
+        assert!(t.verify(&missing, now).is_err());
+        // Without id-kp-OCSPSigning.
+        let (key, cert) = delegated(&pki, false);
+        let no_eku = respond_by(&key, cert.der(), true, &t, CertStatus::good(), now, next);
+        let e = t.verify(&no_eku, now).unwrap_err().to_string();
+        assert!(e.contains("not for OCSP signing"), "{e}");
+        // A responder certificate from another CA (same subject names).
+        let other = self::pki(true);
+        let (key, cert) = delegated(&other, true);
+        let foreign = respond_by(&key, cert.der(), true, &t, CertStatus::good(), now, next);
+        assert!(t.verify(&foreign, now).is_err());
     }
 
     #[test]
