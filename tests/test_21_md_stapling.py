@@ -202,9 +202,15 @@ class TestStapling:
         md_chain, md_key, md_cert = pki.issue("stapled.test")
         other_chain, other_key, other_cert = pki.issue("other.test")
         https = s.port("https")
+        # MDMessageCmd runs in the watchdog child, as User: it writes under logs/.
+        cls.messages = s.root / "logs" / "messages.txt"
+        message = s.write_file("message.sh", f'#!/bin/sh\necho "$@" >> "{cls.messages}"\n',
+                               mode=0o755, base=s.root / "conf")
+        (s.root / "logs").chmod(0o777)
         s.add_conf(f"""
 Listen 127.0.0.1:{https}
 TLSEngine 127.0.0.1:{https}
+MDMessageCmd {message}
 MDStapling on
 MDStaplingRenewWindow 50%
 <MDomain stapled.test>
@@ -246,6 +252,10 @@ MDStaplingRenewWindow 50%
         st = json.loads(f.read_text())
         assert st["errors"] >= 1 and "refused" in st["error"].lower(), st
         assert "response" not in st
+        # MDMessageCmd ocsp-errored, for the managed domain only, at most once an hour.
+        s.wait_for_log(r"OCSP stapling: no response for CN=stapled\.test .*2 failures", timeout=20)
+        time.sleep(0.5)
+        assert self.messages.read_text().splitlines() == ["ocsp-errored stapled.test"]
 
     def test_02_good_response_stapled_and_verified(self):
         s, ca = self.s, self.pki.ca_path
@@ -274,6 +284,10 @@ MDStaplingRenewWindow 50%
             assert der.serial_number == cert.serial_number
         one = curl(s.url("/md-status/stapled.test")).json()
         assert one["stapling"] is True, one
+        deadline = time.monotonic() + 5
+        while "ocsp-renewed stapled.test" not in self.messages.read_text():
+            assert time.monotonic() < deadline, self.messages.read_text()
+            time.sleep(0.2)
 
     def test_03_refreshed_before_expiry_then_revoked(self):
         s, ca = self.s, self.pki.ca_path
@@ -296,6 +310,9 @@ MDStaplingRenewWindow 50%
         # The other certificate is still good.
         assert cert_status_ok(self.https, "other.test", ca).returncode == 0
         assert json.loads(f.read_text())["status"] == "revoked"
+        # Several responses, one message a day.
+        assert self.messages.read_text().splitlines() == [
+            "ocsp-errored stapled.test", "ocsp-renewed stapled.test"], self.messages.read_text()
 
 
 class TestModSsl:

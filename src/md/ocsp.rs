@@ -185,6 +185,31 @@ struct Fetcher {
     tokio: tokio::runtime::Runtime,
     client: ocsp::Client,
     due: HashMap<(String, String), SystemTime>,
+    /// When `MDMessageCmd <reason> <md>` last ran.
+    notified: HashMap<(&'static str, String), SystemTime>,
+}
+
+/// `MDMessageCmd ocsp-renewed|ocsp-errored <md>` for managed domains, at most once a day
+/// (renewed) or an hour (errored) per domain, as mod_md limits them (here in memory, per
+/// watchdog child).
+fn notify(f: &mut Fetcher, reason: &'static str, group: &str, now: SystemTime) {
+    if group == ocsp::OTHERS {
+        return;
+    }
+    let Some(cmd) = runtime().and_then(|rt| rt.message_cmd.clone()) else {
+        return;
+    };
+    let every = if reason == "ocsp-renewed" {
+        Duration::from_secs(86400)
+    } else {
+        Duration::from_secs(3600)
+    };
+    let key = (reason, group.to_string());
+    if f.notified.get(&key).is_some_and(|t| *t + every > now) {
+        return;
+    }
+    f.notified.insert(key, now);
+    super::run_cmd(&Some(cmd), &[reason, group]);
 }
 
 static FETCHER: Mutex<Option<Fetcher>> = Mutex::new(None);
@@ -253,7 +278,12 @@ fn watchdog(ws: WatchdogState, _p: &Pool) {
             let _enter = tokio.enter();
             ocsp::client()
         };
-        *guard = Some(Fetcher { tokio, client, due });
+        *guard = Some(Fetcher {
+            tokio,
+            client,
+            due,
+            notified: HashMap::new(),
+        });
     }
     let f = guard.as_mut().expect("fetcher state");
     for e in &entries {
@@ -261,13 +291,20 @@ fn watchdog(ws: WatchdogState, _p: &Pool) {
         if f.due.get(&key).is_some_and(|t| *t > now) {
             continue;
         }
-        let next = refresh(f, &st, e, now);
+        let (next, ok) = refresh(f, &st, e, now);
         f.due.insert(key, next);
+        notify(
+            f,
+            if ok { "ocsp-renewed" } else { "ocsp-errored" },
+            &e.group,
+            now,
+        );
     }
 }
 
-/// Fetches, checks and stores one response; returns when to fetch again.
-fn refresh(f: &Fetcher, st: &Settings, e: &Entry, now: SystemTime) -> SystemTime {
+/// Fetches, checks and stores one response; returns when to fetch again and whether a new
+/// response was stored.
+fn refresh(f: &Fetcher, st: &Settings, e: &Entry, now: SystemTime) -> (SystemTime, bool) {
     let t = &e.target;
     let mut stored = ocsp::load(&st.store, &e.group, &t.id)
         .ok()
@@ -301,7 +338,7 @@ fn refresh(f: &Fetcher, st: &Settings, e: &Entry, now: SystemTime) -> SystemTime
                 store::http_date(v.next_update),
                 store::http_date(next)
             );
-            next
+            (next, true)
         }
         Err(err) => {
             stored.errors += 1;
@@ -318,7 +355,7 @@ fn refresh(f: &Fetcher, st: &Settings, e: &Entry, now: SystemTime) -> SystemTime
                 },
                 store::http_date(next)
             );
-            next
+            (next, false)
         }
     };
     if let Err(err) = ocsp::save(&st.store, &e.group, &stored) {
