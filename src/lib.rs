@@ -127,9 +127,13 @@ directives! {
         flag(c"MDCertificateStatus", RSRC_CONF, md::conf::cmd_certificate_status,
               c"MDCertificateStatus on|off: /.httpd/certificate-status (default on)"),
         flag(c"MDStapling", RSRC_CONF, md::conf::cmd_stapling,
-              c"MDStapling on|off: OCSP stapling by the module (default off)"),
+              c"MDStapling on|off: OCSP stapling of managed domains (default off)"),
         flag(c"MDStapleOthers", RSRC_CONF, md::conf::cmd_staple_others,
               c"MDStapleOthers on|off: also staple certificates not managed (default on)"),
+        take1(c"MDStaplingKeepResponse", RSRC_CONF, md::conf::cmd_stapling_keep,
+              c"MDStaplingKeepResponse duration: how long unused OCSP responses stay in the store (default 7d)"),
+        take1(c"MDStaplingRenewWindow", RSRC_CONF, md::conf::cmd_stapling_renew_window,
+              c"MDStaplingRenewWindow duration|N%: fetch a new OCSP response this long before the current one expires (default 33%)"),
         // Encrypted FastCGI (mod_encrypt's directives, and what it lacked)
         take_argv(c"FastCgiExternalServer", RSRC_CONF, fcgi::conf::cmd_external_server,
               c"FastCgiExternalServer path -host host:port|-socket path [-masterkeyserver URL] [-datakeyserver URL] [-appConnTimeout n] [-idle-timeout n] [-pass-header name] [-flush]"),
@@ -183,6 +187,9 @@ fn register_hooks(reg: &Registrar) {
     // Managed domains: the store and fallbacks are ready before any TLS module asks.
     hook!(reg, check_config, md::check_config, Order::Middle);
     hook!(reg, post_config, md::post_config, Order::First);
+    hook!(reg, post_config, md::ocsp::post_config, Order::First);
+    hook!(reg, ssl_ocsp_prime, md::ocsp::prime, Order::Middle);
+    hook!(reg, ssl_ocsp_get_resp, md::ocsp::get_resp, Order::Middle);
     hook!(reg, post_read_request, md::http_challenge, Order::First);
     hook!(
         reg,

@@ -43,6 +43,8 @@ pub enum Setting {
     Dns01(String),
     /// `MDMustStaple`
     MustStaple(bool),
+    /// `MDStapling`
+    Stapling(bool),
 }
 
 impl Setting {
@@ -62,6 +64,7 @@ impl Setting {
             Setting::Ari(b) => md.ari = *b,
             Setting::Dns01(c) => md.dns01_cmd = Some(c.clone()),
             Setting::MustStaple(b) => md.must_staple = *b,
+            Setting::Stapling(b) => md.stapling = *b,
         }
     }
 }
@@ -122,6 +125,10 @@ pub struct MdConf {
     pub stapling: Option<bool>,
     /// `MDStapleOthers` (default on).
     pub staple_others: Option<bool>,
+    /// `MDStaplingKeepResponse` (default 7d).
+    pub stapling_keep: Option<Duration>,
+    /// `MDStaplingRenewWindow` (default 33%).
+    pub stapling_renew_window: Option<Timeslice>,
 }
 
 impl MdConf {
@@ -485,10 +492,13 @@ pub fn cmd_certificate_status(cmd: &mut Cmd, on: bool) -> CmdResult {
     Ok(())
 }
 
-/// `MDStapling on|off`
+/// `MDStapling on|off`: globally (every managed domain, and the condition for
+/// `MDStapleOthers`) or inside `<MDomain>` for that one.
 pub fn cmd_stapling(cmd: &mut Cmd, on: bool) -> CmdResult {
-    global_only(cmd)?;
-    md(cmd).stapling = Some(on);
+    push(cmd, Setting::Stapling(on))?;
+    if md(cmd).section.is_none() {
+        md(cmd).stapling = Some(on);
+    }
     Ok(())
 }
 
@@ -496,5 +506,19 @@ pub fn cmd_stapling(cmd: &mut Cmd, on: bool) -> CmdResult {
 pub fn cmd_staple_others(cmd: &mut Cmd, on: bool) -> CmdResult {
     global_only(cmd)?;
     md(cmd).staple_others = Some(on);
+    Ok(())
+}
+
+/// `MDStaplingKeepResponse duration`
+pub fn cmd_stapling_keep(cmd: &mut Cmd, v: &str) -> CmdResult {
+    global_only(cmd)?;
+    md(cmd).stapling_keep = Some(model::parse_duration(v, "d")?);
+    Ok(())
+}
+
+/// `MDStaplingRenewWindow duration|N%`
+pub fn cmd_stapling_renew_window(cmd: &mut Cmd, v: &str) -> CmdResult {
+    global_only(cmd)?;
+    md(cmd).stapling_renew_window = Some(Timeslice::parse(v)?);
     Ok(())
 }

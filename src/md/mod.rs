@@ -8,10 +8,12 @@
 //!   fallback certificates made, worker directories handed to `User`, the watchdog registered;
 //! - the watchdog task (one child, one thread, a current-thread tokio runtime): drives orders;
 //! - every child: http-01 answers (post_read_request), tls-alpn-01 answers
-//!   (ssl_answer_challenge), certificate files (ssl_add_cert_files / fallback).
+//!   (ssl_answer_challenge), certificate files (ssl_add_cert_files / fallback);
+//! - OCSP stapling ([`ocsp`]): its own watchdog task and the ssl_ocsp_* provider hooks.
 
 pub mod conf;
 pub mod https;
+pub mod ocsp;
 pub mod pages;
 
 use crate::ServerConf;

@@ -9,6 +9,7 @@
 //! - [`challenge`]: challenge material written by the driver and answered by the glue.
 //! - [`cert`]: validity, names and ARI identifier of certificates.
 //! - [`acme`]: the resumable ACME driver over instant-acme.
+//! - [`ocsp`]: OCSP stapling: requests, fetches, checks and refresh times of responses.
 //! - [`status`]: the `md-status`, certificate-status and mod_status reports.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -17,6 +18,7 @@ pub mod acme;
 pub mod cert;
 pub mod challenge;
 pub mod model;
+pub mod ocsp;
 pub mod renewal;
 pub mod status;
 pub mod store;

@@ -573,6 +573,9 @@ pub struct ManagedDomain {
     /// `MDMustStaple`.
     #[serde(default)]
     pub must_staple: bool,
+    /// `MDStapling`: OCSP responses are fetched and stapled for its certificates.
+    #[serde(default)]
+    pub stapling: bool,
     /// `MDProfile`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
@@ -624,6 +627,7 @@ impl ManagedDomain {
             pkeys: vec![KeySpec::default()],
             require_https: RequireHttps::Off,
             must_staple: false,
+            stapling: false,
             profile: None,
             profile_mandatory: false,
             eab: None,

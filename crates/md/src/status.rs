@@ -8,9 +8,10 @@
 //! `renew-at`, `renew`, and `renewal` (the job in `staging/<md>/job.json` with the
 //! staged certificates under `renewal.cert`). Times are RFC 822 GMT strings.
 //!
-//! Two fields depend on what only the server knows: `watched` (a virtual host uses the
-//! MD) is reported as "renew mode is not manual", and `stapling` as `false`; the glue
-//! may overwrite both in the returned value.
+//! `stapling` is the MD's `MDStapling`; each certificate with a stored OCSP response has
+//! `ocsp{status, valid{from,until}, responder, last-update, errors, error}` (mod_md's
+//! `cert.<spec>.ocsp`). `watched` (a virtual host uses the MD) depends on what only the
+//! server knows and is reported as "renew mode is not manual"; the glue may overwrite it.
 
 use std::time::SystemTime;
 
@@ -232,6 +233,36 @@ fn public_md_json(md: &ManagedDomain) -> Map<String, Value> {
     j
 }
 
+/// The stored OCSP state of the MD's active certificate for `spec` (mod_md's `ocsp` object).
+fn ocsp_json(store: &Store, md: &ManagedDomain, spec: &KeySpec) -> Option<Value> {
+    let pem = store
+        .read(Group::Domains, &md.name, &pubcert_file(spec))
+        .ok()??;
+    let chain = pem_chain(std::str::from_utf8(&pem).ok()?).ok()?;
+    let id: String = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, chain.first()?.as_ref())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let s = crate::ocsp::load(store, &md.name, &id).ok()??;
+    let mut o = Map::new();
+    if let Some(st) = s.status {
+        o.insert("status".into(), st.as_str().into());
+    }
+    if let Some(v) = &s.valid {
+        o.insert("valid".into(), json!({"from": v.from, "until": v.until}));
+    }
+    o.insert("responder".into(), s.url.into());
+    if let Some(t) = s.last_update {
+        o.insert("last-update".into(), t.into());
+    }
+    o.insert("errors".into(), s.errors.into());
+    if let Some(e) = s.error {
+        o.insert("error".into(), e.into());
+    }
+    Some(Value::Object(o))
+}
+
 /// The `md-status` JSON of one MD. `with_log` includes the job's log (mod_md does for
 /// `/md-status/<name>`, not for the list).
 pub fn md_json(store: &Store, md: &ManagedDomain, now: SystemTime, with_log: bool) -> Value {
@@ -241,11 +272,19 @@ pub fn md_json(store: &Store, md: &ManagedDomain, now: SystemTime, with_log: boo
     if let Some(d) = descr {
         j.insert("state-descr".into(), d.into());
     }
-    j.insert("cert".into(), certs_json(&certs(store, Group::Domains, md)));
+    let mut cert = certs_json(&certs(store, Group::Domains, md));
+    for spec in &md.pkeys {
+        if let Some(o) = ocsp_json(store, md, spec)
+            && let Some(Value::Object(c)) = cert.get_mut(spec.name())
+        {
+            c.insert("ocsp".into(), o);
+        }
+    }
+    j.insert("cert".into(), cert);
     if let Some(t) = renew_at(store, md, now) {
         j.insert("renew-at".into(), http_date(t).into());
     }
-    j.insert("stapling".into(), false.into());
+    j.insert("stapling".into(), md.stapling.into());
     j.insert(
         "watched".into(),
         (md.renew_mode != RenewMode::Manual).into(),
@@ -730,7 +769,45 @@ mod tests {
                 ec.as_bytes(),
             )
             .unwrap();
+        // A stored OCSP response for the rsa certificate shows under cert.rsa.ocsp.
+        let rsa_id: String = digest::digest(
+            &digest::SHA1_FOR_LEGACY_USE_ONLY,
+            pem_chain(&rsa).unwrap()[0].as_ref(),
+        )
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+        crate::ocsp::save(
+            &store,
+            &m.name,
+            &crate::ocsp::Stored {
+                id: rsa_id,
+                url: "http://ocsp.example/".into(),
+                status: Some(crate::ocsp::CertState::Good),
+                valid: Some(crate::ocsp::Period {
+                    from: http_date(now),
+                    until: http_date(now + DAY),
+                }),
+                response: Some("AAAA".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut m = m;
+        m.stapling = true;
         let j = md_json(&store, &m, now, false);
+        assert_eq!(j["stapling"], true);
+        assert_eq!(j["cert"]["rsa"]["ocsp"]["status"], "good", "{j:#}");
+        assert_eq!(
+            j["cert"]["rsa"]["ocsp"]["valid"]["until"],
+            http_date(now + DAY)
+        );
+        assert_eq!(
+            j["cert"]["rsa"]["ocsp"]["responder"],
+            "http://ocsp.example/"
+        );
+        assert!(j["cert"]["secp384r1"].get("ocsp").is_none());
         assert_eq!(j["state"], 2, "{j:#}");
         assert!(j.get("state-descr").is_none());
         assert_eq!(j["cert"]["rsa"]["serial"], "1A2B");
