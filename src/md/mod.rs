@@ -37,8 +37,6 @@ pub struct Runtime {
     certificate_status: bool,
     /// `MDServerStatus` (default on): a section in mod_status's page.
     server_status: bool,
-    /// `MDStapling` (default off).
-    stapling: bool,
     mds: Vec<ManagedDomain>,
     statics: HashMap<String, StaticFiles>,
     driver: DriverConfig,
@@ -287,7 +285,6 @@ pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
         store,
         certificate_status: c.certificate_status.unwrap_or(true),
         server_status: c.server_status.unwrap_or(true),
-        stapling: c.stapling.unwrap_or(false),
         mds,
         statics,
         driver,

@@ -84,7 +84,7 @@ pub fn server_status(r: &mut Request, flags: StatusFlags) -> Status {
     let text = if flags.short() {
         md_status::status_auto_text(&rt.store, &rt.mds, now)
     } else {
-        md_status::status_html(&rt.store, &rt.mds, now, &|_| rt.stapling)
+        md_status::status_html(&rt.store, &rt.mds, now)
     };
     let _ = r.write(text.as_bytes());
     status::OK

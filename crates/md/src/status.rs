@@ -558,14 +558,8 @@ fn html_escape(s: &str) -> String {
 
 /// The section mod_status shows on its HTML page: the `ManagedCertificates*` counts and
 /// one table row per MD (sorted by name) with its names, status, validity, CA, whether it
-/// is stapled and its activity, as mod_md's "Managed Certificates" table. `stapled` says
-/// which MDs have stapling on (only the server knows).
-pub fn status_html(
-    store: &Store,
-    mds: &[ManagedDomain],
-    now: SystemTime,
-    stapled: &dyn Fn(&ManagedDomain) -> bool,
-) -> String {
+/// is stapled and its activity, as mod_md's "Managed Certificates" table.
+pub fn status_html(store: &Store, mds: &[ManagedDomain], now: SystemTime) -> String {
     let s = take_stock(store, mds, now);
     let mut out = String::from("<hr>\n<h2>Managed Certificates</h2>\n");
     out.push_str(&format!(
@@ -619,7 +613,7 @@ pub fn status_html(
             html_escape(&status_word(store, md, until, now)),
             html_escape(&valid),
             html_escape(&ca.join(", ")),
-            if stapled(md) { "on" } else { "off" },
+            if md.stapling { "on" } else { "off" },
             html_escape(&activity),
         ));
     }
