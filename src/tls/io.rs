@@ -772,6 +772,9 @@ impl TlsConn {
                     }
                     return rv::SUCCESS;
                 }
+                // The first data of a response is its head: a later brigade that looks like
+                // one is body (an HTTP message served as content) and is never held.
+                Head::No if !bb.is_empty() => self.may_hold = false,
                 Head::No => {}
                 Head::Never => self.may_hold = false,
             }
