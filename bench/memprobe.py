@@ -7,7 +7,8 @@
 Starts ONE `apache2 -X` (single process, the event MPM's threads) from the config bench/run.py
 generates, opens N connections that each do one keep-alive GET of 1 KiB (or, --no-request, only
 the handshake) and stay open, and prints the process' RSS growth per connection (and the
-growth of glibc's heap, from /proc/PID/smaps: "[heap]" plus anonymous mappings). With
+anonymous memory, and the growth per kind of mapping from /proc/PID/smaps: thread stacks, the
+main heap, other anonymous memory, file-backed pages such as the module's code). With
 --heaptrack the server runs under `heaptrack`; the server is stopped while the connections are
 still open, so heaptrack's "peak" is the state with N idle connections, and the top peak
 consumers are printed (divide by N for the per-connection share).
@@ -39,6 +40,34 @@ def smaps_anon(pid):
     except OSError:
         pass
     return tot
+
+
+def by_kind(pid):
+    """KiB resident by kind of mapping: thread stacks (8 MiB anonymous mappings), the main
+    heap ("[heap]"), other anonymous memory (malloc arenas of threads, APR's mmap'd nodes),
+    everything else (files)."""
+    out = {"stacks": 0, "heap": 0, "anon": 0, "other": 0}
+    kind = None
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for ln in f:
+                parts = ln.split()
+                if "-" in parts[0] and ":" not in parts[0]:
+                    lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                    name = parts[5] if len(parts) > 5 else ""
+                    if name == "[heap]":
+                        kind = "heap"
+                    elif name:
+                        kind = "other"
+                    elif hi - lo == 8192 * 1024:
+                        kind = "stacks"
+                    else:
+                        kind = "anon"
+                elif parts[0] == "Rss:" and kind:
+                    out[kind] += int(parts[1])
+    except OSError:
+        pass
+    return out
 
 
 def small_maps(pid):
@@ -109,10 +138,10 @@ def main():
         for x in socks:
             x.close()
         time.sleep(1.0)
-        r0, h0, m0 = bench.rss(pid), smaps_anon(pid), small_maps(pid)
+        r0, h0, m0, k0 = bench.rss(pid), smaps_anon(pid), small_maps(pid), by_kind(pid)
         socks, errors, first = bench.open_idle(s, pk, a.conns, send_request=not a.no_request)
         time.sleep(1.5)
-        r1, h1, m1 = bench.rss(pid), smaps_anon(pid), small_maps(pid)
+        r1, h1, m1, k1 = bench.rss(pid), smaps_anon(pid), small_maps(pid), by_kind(pid)
         n = max(1, len(socks))
         alive_n = bench.still_open(socks)
         print(f"{a.kind} {a.cert}: {len(socks)} connections ({errors} errors, {alive_n} still open"
@@ -121,6 +150,8 @@ def main():
         print(f"  anonymous growth {(h1 - h0) / n:7.1f} KiB per connection")
         print(f"  small anonymous mappings (APR memory nodes): {(m1[0] - m0[0]) / n:5.2f} per connection, "
               f"{(m1[1] - m0[1]) / n:5.1f} KiB resident per connection")
+        print("  by mapping, KiB per connection: " + ", ".join(
+            f"{k} {(k1[k] - k0[k]) / n:.1f}" for k in k0))
         os.kill(pid, signal.SIGTERM)
         proc.wait(timeout=120)
         for x in socks:
