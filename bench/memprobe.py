@@ -70,27 +70,6 @@ def by_kind(pid):
     return out
 
 
-def small_maps(pid):
-    """Anonymous mappings of at most 64 KiB (APR's allocator maps each memory node on its own
-    when built with mmap, as Debian's is): (count, KiB resident)."""
-    n = kib = 0
-    cur = None
-    try:
-        with open(f"/proc/{pid}/smaps") as f:
-            for ln in f:
-                parts = ln.split()
-                if "-" in parts[0] and len(parts) >= 5 and ":" not in parts[0]:
-                    lo, hi = (int(x, 16) for x in parts[0].split("-"))
-                    cur = (hi - lo) <= 64 * 1024 and len(parts) == 5
-                    if cur:
-                        n += 1
-                elif cur and parts[0] == "Rss:":
-                    kib += int(parts[1])
-    except OSError:
-        pass
-    return n, kib
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kind", default="bastion", choices=["bastion", "ssl", "plain"])
@@ -138,18 +117,16 @@ def main():
         for x in socks:
             x.close()
         time.sleep(1.0)
-        r0, h0, m0, k0 = bench.rss(pid), smaps_anon(pid), small_maps(pid), by_kind(pid)
+        r0, h0, k0 = bench.rss(pid), smaps_anon(pid), by_kind(pid)
         socks, errors, first = bench.open_idle(s, pk, a.conns, send_request=not a.no_request)
         time.sleep(1.5)
-        r1, h1, m1, k1 = bench.rss(pid), smaps_anon(pid), small_maps(pid), by_kind(pid)
+        r1, h1, k1 = bench.rss(pid), smaps_anon(pid), by_kind(pid)
         n = max(1, len(socks))
         alive_n = bench.still_open(socks)
         print(f"{a.kind} {a.cert}: {len(socks)} connections ({errors} errors, {alive_n} still open"
               f"{'; ' + first if first else ''})")
         print(f"  RSS growth       {(r1 - r0) / 1024 / n:7.1f} KiB per connection ({r0 // 1024} -> {r1 // 1024} KiB)")
         print(f"  anonymous growth {(h1 - h0) / n:7.1f} KiB per connection")
-        print(f"  small anonymous mappings (APR memory nodes): {(m1[0] - m0[0]) / n:5.2f} per connection, "
-              f"{(m1[1] - m0[1]) / n:5.1f} KiB resident per connection")
         print("  by mapping, KiB per connection: " + ", ".join(
             f"{k} {(k1[k] - k0[k]) / n:.1f}" for k in k0))
         os.kill(pid, signal.SIGTERM)
