@@ -53,8 +53,8 @@ pub struct Brigade {
 // on one thread at a time; the wrapper is only moved between those turns, never shared.
 unsafe impl Send for Brigade {}
 
-/// One bucket of a brigade.
-#[derive(Clone, Copy)]
+/// One bucket of a brigade (equal when it is the same bucket).
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Bucket {
     raw: *mut ffi::apr_bucket,
 }
@@ -112,6 +112,13 @@ impl Brigade {
         // SAFETY: b is in this brigade, so its link is valid.
         let n = unsafe { (*b.raw).link.next };
         (n != self.sentinel()).then_some(Bucket { raw: n })
+    }
+
+    /// The bucket before `b` in this brigade, if any.
+    pub fn prev(&self, b: Bucket) -> Option<Bucket> {
+        // SAFETY: b is in this brigade, so its link is valid.
+        let p = unsafe { (*b.raw).link.prev };
+        (p != self.sentinel()).then_some(Bucket { raw: p })
     }
 
     /// Whether the brigade has no buckets.

@@ -122,6 +122,10 @@ pub fn request_check(r: &mut Request) -> Status {
     let Some(tc) = tls_of(&c) else {
         return status::DECLINED;
     };
+    // An HTTP/1.x request that opens no tunnel: its response head may wait for its body.
+    if c.master().is_none() && r.method() != "CONNECT" && r.headers_in().get("Upgrade").is_none() {
+        tc.expect_response();
+    }
     let Some(conn_vhost) = tc.vhost.clone() else {
         return status::DECLINED;
     };

@@ -68,6 +68,11 @@ pub struct TlsConn {
     out_bytes: usize,
     /// Decrypted plaintext not yet read by httpd, in heap buckets (empty when idle).
     pending: Brigade,
+    /// An HTTP/1.x response head held back for one output call, so that it goes out in the
+    /// same record as the start of the body (see [`TlsConn::output`]).
+    held: Brigade,
+    /// A request was read on this connection and its response head has not been seen.
+    may_hold: bool,
     eof: bool,
     /// Where the network bytes fed so far stand in the TLS record framing.
     framing: Framing,
@@ -134,6 +139,11 @@ impl Framing {
         }
     }
 
+    /// Whether the bytes read so far end exactly at the end of a record.
+    fn at_boundary(&self) -> bool {
+        self.header_len == 0 && self.body_left == 0
+    }
+
     /// How many bytes complete the current record (or its header).
     fn want(&self) -> usize {
         if self.body_left > 0 {
@@ -141,6 +151,17 @@ impl Framing {
         } else {
             5 - self.header_len
         }
+    }
+}
+
+/// A reader with nothing to give yet. rustls sizes its receive buffer before each read and,
+/// when that buffer holds no partial record, shrinks it to its minimum; reading from this
+/// triggers the shrink without feeding bytes (and, unlike an empty read, does not mean EOF).
+struct NothingYet;
+
+impl std::io::Read for NothingYet {
+    fn read(&mut self, _buf: &mut [u8]) -> std::io::Result<usize> {
+        Err(std::io::ErrorKind::WouldBlock.into())
     }
 }
 
@@ -159,6 +180,8 @@ impl TlsConn {
             out: Brigade::for_conn(c),
             out_bytes: 0,
             pending: Brigade::for_conn(c),
+            held: Brigade::for_conn(c),
+            may_hold: false,
             eof: false,
             framing: Framing::default(),
             first_bytes: true,
@@ -216,6 +239,12 @@ impl TlsConn {
             }
             Err(e) => Err(self.fail(c, &format!("backend TLS: {e}"))),
         }
+    }
+
+    /// An HTTP/1.x request was read on this connection (not a tunnel: no `CONNECT`, no
+    /// `Upgrade`): its response head may be held back for one output call.
+    pub fn expect_response(&mut self) {
+        self.may_hold = !self.client;
     }
 
     /// Whether the handshake is complete.
@@ -387,6 +416,14 @@ impl TlsConn {
                     match conn.process_new_packets() {
                         Ok(state) => {
                             let closed = state.peer_has_closed();
+                            if data.is_empty() && self.framing.at_boundary() {
+                                // Every record fed is processed, so rustls' receive buffer is
+                                // empty: let it shrink back to its 4 KiB minimum now, not at
+                                // the next read (an idle keep-alive connection would keep
+                                // what the last record grew it to: 8 KiB after a header and a
+                                // body read apart, up to 16 KiB after a large record).
+                                let _ = conn.read_tls(&mut NothingYet);
+                            }
                             self.drain_plain(c)?;
                             if closed {
                                 self.eof = true;
@@ -694,6 +731,7 @@ impl TlsConn {
         }
         if !matches!(self.phase, Phase::Tls(_)) {
             // No TLS session (failed or never started): nothing may go out in the clear.
+            self.held.clear();
             while let Some(b) = bb.first() {
                 if b.kind() == Kind::Eoc {
                     self.out.push_bucket(b);
@@ -708,9 +746,46 @@ impl TlsConn {
             }
             return rv::ECONNABORTED;
         }
+        if !self.held.is_empty() {
+            // The response head held back by the previous call goes first.
+            self.held.append(bb);
+            bb.append(&mut self.held);
+        }
+        // httpd's HTTP/1.x header filter passes the response head in a brigade of its own and
+        // the body (or at least the rest of the handler's first brigade, with EOS for a small
+        // response) in the very next call, from the same function. Holding the head back for
+        // that one call seals a small response in one record, as mod_ssl's coalescing does.
+        // Nothing else is held across calls: a tunnel (WebSocket, CONNECT) or a streaming
+        // response may pass data and then wait, and httpd 2.4 has no way for a connection
+        // filter above the core to tell it that output is pending.
+        if self.may_hold {
+            match response_head(bb) {
+                Head::Yes => {
+                    self.may_hold = false;
+                    let pool = f.conn().pool();
+                    while let Some(b) = bb.first() {
+                        if let Err(e) = b.setaside(&pool) {
+                            return e;
+                        }
+                        self.held.push_bucket(b);
+                    }
+                    return rv::SUCCESS;
+                }
+                // The first data of a response is its head: a later brigade that looks like
+                // one is body (an HTTP message served as content) and is never held.
+                Head::No if !bb.is_empty() => self.may_hold = false,
+                Head::No => {}
+                Head::Never => self.may_hold = false,
+            }
+        }
         while let Some(b) = bb.first() {
             match b.kind() {
                 Kind::Data => {
+                    if b.known_len().is_none()
+                        && let Err(e) = self.before_blocking_read(f, b)
+                    {
+                        return e;
+                    }
                     if let Err(e) = self.write_run(f, bb, b) {
                         return e;
                     }
@@ -750,6 +825,25 @@ impl TlsConn {
         match self.pass_out(f) {
             Ok(()) => rv::SUCCESS,
             Err(e) => e,
+        }
+    }
+
+    /// Before a bucket of unknown length (a CGI's pipe, a backend's socket) is read, blocking:
+    /// if it has nothing yet, what is encrypted so far (a response head) goes out flushed
+    /// first, as httpd's core output filter does, so the client does not wait on the producer.
+    fn before_blocking_read(&mut self, f: &Filter, b: Bucket) -> Result<(), Fail> {
+        match b.read(false) {
+            Err(e) if e == rv::EAGAIN => {
+                self.collect_tls()?;
+                if self.out.is_empty() {
+                    return Ok(());
+                }
+                self.out.push_flush();
+                self.pass_out(f)
+            }
+            // Read (the bucket now holds data of known length) or failed (write_run's blocking
+            // read reports it).
+            _ => Ok(()),
         }
     }
 
@@ -842,6 +936,65 @@ impl TlsConn {
             }
         }
         Ok(())
+    }
+}
+
+/// What an output brigade is, for holding back a response head.
+#[derive(Debug, PartialEq, Eq)]
+enum Head {
+    /// A complete HTTP/1.x final response head (not 1xx) alone, in memory.
+    Yes,
+    /// Something else, with no metadata bucket (the head may still come).
+    No,
+    /// It holds a metadata bucket (FLUSH, EOS, EOR, ...): this request's output is under
+    /// way or done; nothing is held for it any more.
+    Never,
+}
+
+/// Whether `bb` is exactly one HTTP/1.x final response head in memory buckets.
+fn response_head(bb: &Brigade) -> Head {
+    let mut total = 0usize;
+    let mut cur = bb.first();
+    let mut in_memory = true;
+    while let Some(b) = cur {
+        if b.kind() != Kind::Data {
+            return Head::Never;
+        }
+        match b.known_len() {
+            Some(n) if !b.is_file() => total += n,
+            _ => in_memory = false,
+        }
+        cur = bb.next(b);
+    }
+    let (Some(first), Some(last)) = (bb.first(), bb.last()) else {
+        return Head::No;
+    };
+    if !in_memory || total > RECORD_PLAIN {
+        return Head::No;
+    }
+    // In-memory buckets (heap, pool, transient, immortal): reading them neither blocks nor
+    // changes them.
+    let (Ok(head), Ok(tail)) = (first.read(false), last.read(false)) else {
+        return Head::No;
+    };
+    let status_line = head.len() >= 13
+        && head.starts_with(b"HTTP/1.")
+        && head[8] == b' '
+        && (b'2'..=b'5').contains(&head[9]);
+    let ends = if tail.len() >= 4 || first == last {
+        tail.ends_with(b"\r\n\r\n")
+    } else {
+        // The header filter writes the final CRLF after the last field; it may sit in a
+        // bucket of its own.
+        tail == b"\r\n"
+            && bb
+                .prev(last)
+                .is_some_and(|p| p.read(false).is_ok_and(|d| d.ends_with(b"\r\n")))
+    };
+    if status_line && ends {
+        Head::Yes
+    } else {
+        Head::No
     }
 }
 
