@@ -211,6 +211,8 @@ fn register_hooks(reg: &Registrar) {
         Order::Middle
     );
     hook!(reg, pre_connection, md::pre_connection, Order::First);
+    hook!(reg, protocol_propose, md::propose_acme_tls, Order::Middle);
+    hook!(reg, protocol_switch, md::switch_acme_tls, Order::Middle);
     hook!(reg, handler, md::pages::handler, Order::Middle);
     hook!(reg, status, md::pages::server_status, Order::Middle);
 

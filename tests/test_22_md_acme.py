@@ -475,3 +475,42 @@ class TestA2md:
         assert sans(cert) == {"mdx.test", "www.mdx.test"}
         pem = x509.load_pem_x509_certificates((live / "pubcert.pem").read_bytes())[0]
         assert pem.serial_number == cert.serial_number
+
+
+class TestModSslTlsAlpn:
+    """tls-alpn-01 for a domain served only by mod_ssl: we propose `acme-tls/1` (allowed by
+    `Protocols`, as with mod_md), mod_ssl switches to it and asks ap_ssl_answer_challenge, which
+    our provider answers from the store; mod_ssl serves the certificate after the next graceful
+    restart (it cannot swap certificates while it runs)."""
+
+    def test_mod_ssl_answers_through_our_provider(self, httpd_factory):
+        s = httpd_factory(name="modssl-alpn")
+        s.set_log_level("bastion", "debug")
+        s.add_modules("ssl")
+        s.log_allow(r"AH10085: Init: mds\.test:443 will respond with '503 Service Unavailable'",
+                    persistent=True)
+        ssl_port = s.port("ssl")
+        p = Pebble(s.root / "pebble", http_port=s.http_port, tls_port=ssl_port).start()
+        try:
+            names = ["mds.test", "www.mds.test"]
+            s.add_conf(md_conf(s, p, names, "tls-alpn-01", vhost=False, extra=f"""
+Listen 127.0.0.1:{ssl_port}
+<VirtualHost 127.0.0.1:{ssl_port}>
+  ServerName {names[0]}
+  ServerAlias {names[1]}
+  SSLEngine on
+  Protocols http/1.1 acme-tls/1
+</VirtualHost>
+"""))
+            s.start()
+            r = curl(f"https://{names[0]}:{ssl_port}/", resolve=True, insecure=True)
+            assert r.status == 503, r
+            s.wait_for_log(r"The Managed Domain mds\.test has been setup", timeout=90)
+            # mod_ssl (the only TLS host) asked our provider for the challenge certificate.
+            s.wait_for_log(r"answering the tls-alpn-01 challenge for (www\.)?mds\.test", timeout=5)
+            s.graceful()
+            cert = wait_served(s, p, ssl_port, names[1], timeout=20)
+            assert sans(cert) == set(names)
+        finally:
+            s.stop()
+            p.stop()

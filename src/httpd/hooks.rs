@@ -144,6 +144,78 @@ pub mod run {
     }
 
     /// # Safety
+    /// Called by httpd (ap_select_protocol) with a live connection and server, and APR arrays
+    /// of `char *`.
+    pub unsafe fn protocol_propose(
+        c: *mut ffi::conn_rec,
+        r: *mut ffi::request_rec,
+        s: *mut ffi::server_rec,
+        offers: *const ffi::apr_array_header_t,
+        proposals: *mut ffi::apr_array_header_t,
+        f: fn(Conn, Server, &[&str]) -> Option<&'static std::ffi::CStr>,
+    ) -> Status {
+        guard(status::DECLINED, || {
+            // Connection level only (ALPN); requests (Upgrade) are not ours to answer.
+            if !r.is_null() || offers.is_null() || proposals.is_null() {
+                return status::DECLINED;
+            }
+            // SAFETY: per contract: live records, and `offers` holds `nelts` C strings.
+            let (conn, server, offered) = unsafe {
+                let n = (*offers).nelts.max(0) as usize;
+                let elts = (*offers).elts as *const *const std::os::raw::c_char;
+                let offered: Vec<&str> = (0..n)
+                    .filter_map(|i| super::super::cstr(*elts.add(i)))
+                    .collect();
+                (Conn::from_raw(c), Server::from_raw(s), offered)
+            };
+            let (Some(conn), Some(server)) = (conn, server) else {
+                return status::DECLINED;
+            };
+            match f(conn, server, &offered) {
+                Some(p) => {
+                    // SAFETY: `proposals` is an APR array of `const char *`; the pushed
+                    // pointer is a 'static string.
+                    unsafe {
+                        let slot =
+                            ffi::apr_array_push(proposals) as *mut *const std::os::raw::c_char;
+                        *slot = p.as_ptr();
+                    }
+                    status::OK
+                }
+                None => status::DECLINED,
+            }
+        })
+    }
+
+    /// # Safety
+    /// Called by httpd (ap_switch_protocol) with a live connection and server and a C string.
+    pub unsafe fn protocol_switch(
+        c: *mut ffi::conn_rec,
+        r: *mut ffi::request_rec,
+        s: *mut ffi::server_rec,
+        protocol: *const std::os::raw::c_char,
+        f: fn(Conn, Server, &str) -> Status,
+    ) -> Status {
+        guard(status::DECLINED, || {
+            if !r.is_null() {
+                return status::DECLINED;
+            }
+            // SAFETY: per contract.
+            let (conn, server, proto) = unsafe {
+                (
+                    Conn::from_raw(c),
+                    Server::from_raw(s),
+                    super::super::cstr(protocol),
+                )
+            };
+            match (conn, server, proto) {
+                (Some(conn), Some(server), Some(p)) => f(conn, server, p),
+                _ => status::DECLINED,
+            }
+        })
+    }
+
+    /// # Safety
     /// Called by httpd with a live connection.
     pub unsafe fn conn_is_ssl(c: *mut ffi::conn_rec, f: fn(Conn) -> bool) -> Status {
         guard(status::DECLINED, || {
@@ -285,6 +357,9 @@ pub mod run {
 /// `fn(Server, &Pool, id: &[u8], pem: &str) -> bool`; `ssl_ocsp_get_resp`:
 /// `fn(Server, Conn, id: &[u8]) -> Option<Vec<u8>>`; `ssl_bind_outgoing`:
 /// `fn(Conn, ConfVector, enable: bool) -> bool` (true: this module secures the connection).
+/// Protocol negotiation (connection level, ALPN): `protocol_propose`:
+/// `fn(Conn, Server, offered: &[&str]) -> Option<&'static CStr>`; `protocol_switch`:
+/// `fn(Conn, Server, &str) -> Status`.
 /// mod_status's optional hook `status`: `fn(&mut Request, StatusFlags) -> Status`, a section
 /// of the server-status page written with `Request::write`.
 #[macro_export]
@@ -345,6 +420,24 @@ macro_rules! hook {
         let (pre, succ, order) = ($pre, $succ, $o);
         // SAFETY: registering a hook during register_hooks with static ordering lists.
         unsafe { $crate::httpd::ffi::ap_hook_pre_connection(Some(t), pre, succ, order) }
+    }};
+    (@reg protocol_propose, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
+        unsafe extern "C" fn t(c: *mut $crate::httpd::ffi::conn_rec, r: *mut $crate::httpd::ffi::request_rec, s: *mut $crate::httpd::ffi::server_rec, offers: *const $crate::httpd::ffi::apr_array_header_t, proposals: *mut $crate::httpd::ffi::apr_array_header_t) -> ::std::os::raw::c_int {
+            // SAFETY: httpd passes live records and arrays of C strings.
+            unsafe { $crate::httpd::hooks::run::protocol_propose(c, r, s, offers, proposals, $f) }
+        }
+        let (pre, succ, order) = ($pre, $succ, $o);
+        // SAFETY: registering a hook during register_hooks with static ordering lists.
+        unsafe { $crate::httpd::ffi::ap_hook_protocol_propose(Some(t), pre, succ, order) }
+    }};
+    (@reg protocol_switch, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
+        unsafe extern "C" fn t(c: *mut $crate::httpd::ffi::conn_rec, r: *mut $crate::httpd::ffi::request_rec, s: *mut $crate::httpd::ffi::server_rec, protocol: *const ::std::os::raw::c_char) -> ::std::os::raw::c_int {
+            // SAFETY: httpd passes live records and a C string.
+            unsafe { $crate::httpd::hooks::run::protocol_switch(c, r, s, protocol, $f) }
+        }
+        let (pre, succ, order) = ($pre, $succ, $o);
+        // SAFETY: registering a hook during register_hooks with static ordering lists.
+        unsafe { $crate::httpd::ffi::ap_hook_protocol_switch(Some(t), pre, succ, order) }
     }};
     (@reg ssl_conn_is_ssl, $f:path, $pre:expr, $succ:expr, $o:expr) => {{
         unsafe extern "C" fn t(c: *mut $crate::httpd::ffi::conn_rec) -> ::std::os::raw::c_int {

@@ -456,6 +456,32 @@ pub fn answer_challenge(_c: Conn, name: &str) -> Option<(String, String)> {
     Some((cert, key.to_string()))
 }
 
+/// The ALPN protocol of tls-alpn-01 (RFC 8737).
+const ACME_TLS_1: &std::ffi::CStr = c"acme-tls/1";
+
+/// protocol_propose: `acme-tls/1` on TLS connections of another module (mod_ssl) whose
+/// client offers it, as mod_md does: mod_ssl then switches to it and asks
+/// ap_ssl_answer_challenge for the certificate (`Protocols ... acme-tls/1` must allow it).
+/// Our TLS filter answers tls-alpn-01 itself, before it selects a protocol.
+pub fn propose_acme_tls(c: Conn, _s: Server, offered: &[&str]) -> Option<&'static std::ffi::CStr> {
+    let proto = ACME_TLS_1.to_str().ok()?;
+    (offered.contains(&proto)
+        && runtime().is_some()
+        && !crate::tls::hooks::conn_is_ssl(c)
+        && crate::httpd::ssl::conn_is_ssl(&c))
+    .then_some(ACME_TLS_1)
+}
+
+/// protocol_switch: accepts the switch to `acme-tls/1` (the connection only carries the
+/// challenge handshake).
+pub fn switch_acme_tls(_c: Conn, _s: Server, protocol: &str) -> Status {
+    if runtime().is_some() && ACME_TLS_1.to_str() == Ok(protocol) {
+        status::OK
+    } else {
+        status::DECLINED
+    }
+}
+
 const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
 
 /// post_read_request: http-01 answers from the store, on every child.
