@@ -536,6 +536,21 @@ fn run_cmd(cmd: &Option<String>, args: &[&str]) {
     }
 }
 
+/// A current-thread tokio runtime for a watchdog task (made in the watchdog's thread, never
+/// in the parent); `None`, logged, if it cannot be made.
+pub(crate) fn watchdog_runtime(what: &str) -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::error!("{what} cannot be started: {e}");
+            None
+        }
+    }
+}
+
 /// The watchdog task: every second, drive the MDs that are due.
 fn watchdog(st: WatchdogState, _p: &Pool) {
     if st != WatchdogState::Running {
@@ -547,15 +562,8 @@ fn watchdog(st: WatchdogState, _p: &Pool) {
     let Some(rt) = runtime() else { return };
     let mut guard = DRIVE.lock().unwrap_or_else(|p| p.into_inner());
     if guard.is_none() {
-        let tokio = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!("managed domains: cannot start the ACME runtime: {e}");
-                return;
-            }
+        let Some(tokio) = watchdog_runtime("managed domains: the ACME runtime") else {
+            return;
         };
         let start = SystemTime::now() + rt.initial_delay;
         *guard = Some(Drive {

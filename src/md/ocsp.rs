@@ -250,15 +250,8 @@ fn watchdog(ws: WatchdogState, _p: &Pool) {
     let now = SystemTime::now();
     let mut guard = FETCHER.lock().unwrap_or_else(|p| p.into_inner());
     if guard.is_none() {
-        let tokio = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!("OCSP stapling: cannot start the runtime: {e}");
-                return;
-            }
+        let Some(tokio) = super::watchdog_runtime("OCSP stapling: the fetch runtime") else {
+            return;
         };
         let removed = ocsp::cleanup(&st.store, st.policy.keep, now);
         if removed > 0 {
