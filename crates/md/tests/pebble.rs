@@ -300,3 +300,58 @@ async fn account_register_validate_agree_deactivate() {
     drop(p);
     let _ = std::fs::remove_dir_all(&work);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn failover_to_the_next_ca_after_retry_failover_errors() {
+    let work = std::env::temp_dir().join(format!("bastion-md-pebble-fo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let base = work.join("md");
+    let p = start_pebble(&work, &base);
+    // The first CA does not answer (nothing listens on the discard port); MDRetryFailover 2.
+    let mut m = md(&p, "failover.example", &[], &[KeySpec::P256]);
+    m.ca.urls = vec!["https://127.0.0.1:9/dir".into(), p.dir_url.clone()];
+    let mut driver = Driver::new(
+        Store::open(&base).unwrap(),
+        DriverConfig {
+            retry_delay: Duration::from_millis(20),
+            retry_failover: 2,
+            ..config(&p)
+        },
+    );
+    let mut errors = 0;
+    let out = loop {
+        match driver.drive(&m).await {
+            Ok(Outcome::Backoff { next_run }) => {
+                let wait = next_run
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default();
+                assert!(wait < Duration::from_secs(5), "backoff too long: {wait:?}");
+                tokio::time::sleep(wait).await;
+            }
+            Ok(o) => break o,
+            Err(e) => {
+                errors += 1;
+                assert!(
+                    errors <= 2,
+                    "still failing after the failover: {e}\n{}",
+                    report(&work)
+                );
+            }
+        }
+    };
+    assert!(matches!(out, Outcome::Renewed { .. }), "{out:?}");
+    assert_eq!(errors, 2, "MDRetryFailover 2: two errors with the first CA");
+    let acct: AccountJson = driver
+        .store()
+        .read_json(
+            Group::Accounts,
+            &accounts(driver.store())[0],
+            "account.json",
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(acct.ca_url, p.dir_url, "issued by the second CA");
+    drop(p);
+    let _ = std::fs::remove_dir_all(&work);
+}
