@@ -118,6 +118,8 @@ directives! {
               c"MDActivationDelay duration: serve a new certificate only this long after its notBefore (default 0)"),
         take1(c"MDRetryFailover", RSRC_CONF, md::conf::cmd_retry_failover,
               c"MDRetryFailover number: errors before the next MDCertificateAuthority is tried (default 13)"),
+        take1(c"MDChallengeDns01Version", RSRC_CONF, md::conf::cmd_dns01_version,
+              c"MDChallengeDns01Version 1|2: 2 passes the TXT value to the teardown call too (default 1)"),
         take1(c"MDMessageCmd", RSRC_CONF, md::conf::cmd_message_cmd,
               c"MDMessageCmd command: run with (event, domain) on renewed/expiring/errored"),
         take1(c"MDNotifyCmd", RSRC_CONF, md::conf::cmd_notify_cmd,

@@ -206,6 +206,7 @@ class TestConfigErrors:
         ("MDCAChallenges http-02", r"MDCAChallenges"),
         ("MDRetryFailover 0", r"MDRetryFailover.*1 or more"),
         ("MDActivationDelay soon", r"MDActivationDelay"),
+        ("MDChallengeDns01Version 3", r"MDChallengeDns01Version.*expected 1 or 2"),
         ("MDMember x.test", r"inside <MDomain"),
         ("MDomain e.test\nMDCertificateAgreement accepted\nServerAdmin x@y.z\nMDMembers manual\n"
          "<VirtualHost *:80>\nServerName e.test\nServerAlias other.test\n</VirtualHost>",

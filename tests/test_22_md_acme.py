@@ -289,29 +289,31 @@ exec curl -sf -o /dev/null -d "$body" "http://127.0.0.1:{port}/$path"
 """
 
 
+@pytest.mark.parametrize("version", [1, 2], scope="class")
 class TestDns01:
     """dns-01 through an MDChallengeDns01 script that sets TXT records in challtestsrv (pebble's
-    DNS), for a wildcard name too."""
+    DNS), for a wildcard name too; with MDChallengeDns01Version 2 teardown gets the value too."""
 
     names = ["mdd.test", "*.mdd.test"]
 
     @pytest.fixture(scope="class")
     @classmethod
-    def env(cls, httpd_factory):
-        s = httpd_factory(name="dns01")
+    def env(cls, httpd_factory, version):
+        s = httpd_factory(name=f"dns01-v{version}")
         s.set_log_level("bastion", "debug")
         # http-01 and tls-alpn-01 cannot succeed: pebble validates against ports nobody serves.
         from harness import free_port
         p = Pebble(s.root / "pebble", http_port=free_port(), tls_port=free_port()).start()
         script = s.write_file("dns01.sh", DNS01.format(log=s.root / "logs" / "dns01.txt", port=p.cts_port),
                               mode=0o755, base=s.root / "conf")
-        s.add_conf(md_conf(s, p, cls.names, "dns-01", f"MDChallengeDns01 {script}"))
+        s.add_conf(md_conf(s, p, cls.names, "dns-01",
+                           f"MDChallengeDns01 {script}\nMDChallengeDns01Version {version}"))
         s.start()
         yield s, p
         s.stop()
         p.stop()
 
-    def test_wildcard_via_dns01(self, env):
+    def test_wildcard_via_dns01(self, env, version):
         s, p = env
         https = s.port("https")
         cert = wait_served(s, p, https, "mdd.test")
@@ -322,8 +324,13 @@ class TestDns01:
         calls = (s.root / "logs" / "dns01.txt").read_text().splitlines()
         setups = [c for c in calls if c.startswith("setup mdd.test ")]
         assert len(setups) == 2, calls  # mdd.test and *.mdd.test both validate at mdd.test
-        assert "teardown mdd.test" in calls
-        assert calls.index("teardown mdd.test") > max(calls.index(c) for c in setups)
+        if version == 1:
+            assert "teardown mdd.test" in calls
+            teardowns = ["teardown mdd.test"]
+        else:  # each value set up is torn down by name
+            teardowns = [c for c in calls if c.startswith("teardown ")]
+            assert sorted(teardowns) == sorted(c.replace("setup", "teardown", 1) for c in setups), calls
+        assert min(calls.index(t) for t in teardowns) > max(calls.index(c) for c in setups)
         # Pebble looked the TXT records up (the other challenge types could not have passed).
         log = (s.root / "pebble" / "pebble.log").read_text()
         assert log.count('Identifier:acme.Identifier{Type:"dns", Value:"mdd.test"}') == 2

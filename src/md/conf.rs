@@ -113,6 +113,8 @@ pub struct MdConf {
     pub activation_delay: Option<Duration>,
     /// `MDRetryFailover`.
     pub retry_failover: Option<u32>,
+    /// `MDChallengeDns01Version 2`: the TXT value is passed to teardown too.
+    pub dns01_version2: Option<bool>,
     /// `MDMessageCmd`.
     pub message_cmd: Option<String>,
     /// `MDNotifyCmd`.
@@ -450,6 +452,17 @@ pub fn cmd_retry_failover(cmd: &mut Cmd, v: &str) -> CmdResult {
         }
         _ => Err(format!("expected a number of errors (1 or more), not '{v}'").into()),
     }
+}
+
+/// `MDChallengeDns01Version 1|2`
+pub fn cmd_dns01_version(cmd: &mut Cmd, v: &str) -> CmdResult {
+    global_only(cmd)?;
+    md(cmd).dns01_version2 = Some(match v {
+        "1" => false,
+        "2" => true,
+        _ => return Err(format!("expected 1 or 2, not '{v}'").into()),
+    });
+    Ok(())
 }
 
 fn command(cmd: &mut Cmd, v: &str) -> Result<String, Box<dyn std::error::Error>> {

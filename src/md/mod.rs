@@ -275,6 +275,7 @@ pub fn post_config(p: &Pool, _ptemp: &Pool, main: Server<'static>) -> Status {
         retry_failover: c
             .retry_failover
             .unwrap_or(DriverConfig::default().retry_failover),
+        dns01_version2: c.dns01_version2.unwrap_or(false),
         ..DriverConfig::default()
     };
     let managed = mds

@@ -597,8 +597,13 @@ impl Driver {
                 continue;
             };
             if kind == ChallengeType::Dns01.as_str() {
+                // `dns-01:<domain>:<txt>` with MDChallengeDns01Version 2.
+                let (domain, txt) = match domain.split_once(':') {
+                    Some((d, t)) => (d, Some(t)),
+                    None => (domain, None),
+                };
                 if let Some(cmd) = &md.dns01_cmd
-                    && let Err(e) = challenge::run_dns01(cmd, "teardown", domain, None)
+                    && let Err(e) = challenge::run_dns01(cmd, "teardown", domain, txt)
                 {
                     warn!("{e}");
                 }
@@ -1095,7 +1100,13 @@ impl Driver {
                 continue;
             };
             let key_authz = ch.key_authorization();
-            let record = format!("{}:{domain}", kind.as_str());
+            // What teardown needs; the TXT value too for MDChallengeDns01Version 2.
+            let record = match kind {
+                ChallengeType::Dns01 if self.config.dns01_version2 => {
+                    format!("{}:{domain}:{}", kind.as_str(), key_authz.dns_value())
+                }
+                _ => format!("{}:{domain}", kind.as_str()),
+            };
             if !rec.orders[i].challenges.contains(&record) {
                 rec.orders[i].challenges.push(record);
                 self.store
