@@ -343,25 +343,26 @@ pub fn cmd_dns01(cmd: &mut Cmd, v: &str) -> CmdResult {
     push(cmd, Setting::Dns01(full))
 }
 
+/// The `<MDomain>` section a directive stands in, or the error saying where it belongs.
+fn section_of(cmd: &mut Cmd, directive: &str) -> Result<usize, String> {
+    md(cmd)
+        .section
+        .ok_or_else(|| format!("{directive} belongs inside an <MDomain ...> section"))
+}
+
 /// `MDCertificateFile file` (inside `<MDomain>`)
 pub fn cmd_cert_file(cmd: &mut Cmd, v: &str) -> CmdResult {
     let p = cmd.server_root_relative(v);
-    let c = md(cmd);
-    let i = c
-        .section
-        .ok_or("MDCertificateFile belongs inside an <MDomain ...> section")?;
-    c.mds[i].cert_file = Some(p);
+    let i = section_of(cmd, "MDCertificateFile")?;
+    md(cmd).mds[i].cert_file = Some(p);
     Ok(())
 }
 
 /// `MDCertificateKeyFile file` (inside `<MDomain>`)
 pub fn cmd_key_file(cmd: &mut Cmd, v: &str) -> CmdResult {
     let p = cmd.server_root_relative(v);
-    let c = md(cmd);
-    let i = c
-        .section
-        .ok_or("MDCertificateKeyFile belongs inside an <MDomain ...> section")?;
-    c.mds[i].key_file = Some(p);
+    let i = section_of(cmd, "MDCertificateKeyFile")?;
+    md(cmd).mds[i].key_file = Some(p);
     Ok(())
 }
 

@@ -48,18 +48,25 @@ fn staged_leaf(store: &Store, md: &ManagedDomain, spec: &KeySpec) -> bastion_md:
     bastion_md::cert::leaf_info(&pem).unwrap()
 }
 
+/// A fresh work directory named after `tag` and this process, its store path, and pebble
+/// started for it.
+fn with_pebble(tag: &str) -> (std::path::PathBuf, std::path::PathBuf, Pebble) {
+    let work = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let base = work.join("md");
+    let p = start_pebble(&work, &base);
+    (work, base, p)
+}
+
 fn accounts(store: &Store) -> Vec<String> {
     store.list(Group::Accounts).unwrap()
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn issue_renew_and_resume_against_pebble() {
-    let work = std::env::temp_dir().join(format!("bastion-md-pebble-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).unwrap();
-    let base = work.join("md");
+    let (work, base, p) = with_pebble("bastion-md-pebble");
     let store = Store::open(&base).unwrap();
-    let p = start_pebble(&work, &base);
 
     // 1. EC P-256 for test.example.
     let ec = md(&p, "test.example", &["www.test.example"], &[KeySpec::P256]);
@@ -229,12 +236,8 @@ async fn issue_renew_and_resume_against_pebble() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn errors_back_off_and_name_the_fix() {
-    let work = std::env::temp_dir().join(format!("bastion-md-pebble-err-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).unwrap();
-    let base = work.join("md");
+    let (work, base, p) = with_pebble("bastion-md-pebble-err");
     let store = Store::open(&base).unwrap();
-    let p = start_pebble(&work, &base);
     let mut m = md(&p, "noagree.example", &[], &[KeySpec::P256]);
     m.ca.agreement = None;
     let mut driver = Driver::new(store, config(&p));
@@ -258,11 +261,7 @@ async fn errors_back_off_and_name_the_fix() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn account_register_validate_agree_deactivate() {
-    let work = std::env::temp_dir().join(format!("bastion-md-pebble-acct-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).unwrap();
-    let base = work.join("md");
-    let p = start_pebble(&work, &base);
+    let (work, base, p) = with_pebble("bastion-md-pebble-acct");
     let mut driver = Driver::new(Store::open(&base).unwrap(), config(&p));
     let contacts = vec!["mailto:admin@test.example".to_string()];
     let e = driver
@@ -303,11 +302,7 @@ async fn account_register_validate_agree_deactivate() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn failover_to_the_next_ca_after_retry_failover_errors() {
-    let work = std::env::temp_dir().join(format!("bastion-md-pebble-fo-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).unwrap();
-    let base = work.join("md");
-    let p = start_pebble(&work, &base);
+    let (work, base, p) = with_pebble("bastion-md-pebble-fo");
     // The first CA does not answer (nothing listens on the discard port); MDRetryFailover 2.
     let mut m = md(&p, "failover.example", &[], &[KeySpec::P256]);
     m.ca.urls = vec!["https://127.0.0.1:9/dir".into(), p.dir_url.clone()];
