@@ -33,6 +33,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 import run as tlsbench  # noqa: E402  (the TLS benchmark: process, CPU and h2load helpers)
+from docsection import problems_text, replace_section  # noqa: E402
 from harness.fcgi import FcgiApp, KeyServer, Memcached  # noqa: E402
 
 REPO = tlsbench.REPO
@@ -224,14 +225,6 @@ class Bench:
         return thr.strip(), lat.strip()
 
 
-def write_docs(text_block):
-    text = DOCS.read_text()
-    if BEGIN not in text:
-        text = text.rstrip("\n") + "\n\n" + BEGIN + "\n" + END + "\n"
-    pre, rest = text.split(BEGIN, 1)
-    post = rest.split(END, 1)[1]
-    DOCS.write_text(pre + BEGIN + "\n" + text_block + "\n" + END + post)
-
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -269,12 +262,11 @@ def main():
         "```", thr, "```", "",
         "Data-key lookups (`examples/keylatency`, against the same key server and memcached):", "",
         "```", lat, "```", "",
-        ("Error-log lines at warn or worse during the run:\n\n```\n" + "\n".join(problems[:20]) + "\n```"
-         if problems else "No error-log lines at warn or worse during the run."), ""])
+        problems_text(problems), ""])
     print()
     print(block)
     if a.docs:
-        write_docs(block)
+        replace_section(DOCS, BEGIN, END, block)
         print(f"wrote {DOCS}")
 
 

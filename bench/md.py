@@ -25,7 +25,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE))
 
+from docsection import problems_text, replace_section  # noqa: E402
 from harness import GEN_ROOT, HttpdServer, curl  # noqa: E402
 from harness.pebble import Pebble, md_conf  # noqa: E402
 
@@ -87,14 +89,6 @@ def one_run(challenge: str, i: int) -> tuple[float, int, list[str], list[float |
         p.stop()
 
 
-def write_docs(block: str) -> None:
-    text = DOCS.read_text()
-    if BEGIN not in text:
-        text = text.rstrip("\n") + "\n\n" + BEGIN + "\n" + END + "\n"
-    pre, rest = text.split(BEGIN, 1)
-    post = rest.split(END, 1)[1]
-    DOCS.write_text(pre + BEGIN + "\n" + block + "\n" + END + post)
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -141,12 +135,11 @@ def main() -> None:
         + " | ACME requests, median (range) |",
         "|---|---:|---:|---:|" + "---:|" * len(PHASES) + "---:|",
         *rows, "",
-        ("Error-log lines at warn or worse during the run:\n\n```\n" + "\n".join(problems[:20]) + "\n```"
-         if problems else "No error-log lines at warn or worse during the run."), ""])
+        problems_text(problems), ""])
     print()
     print(block)
     if a.docs:
-        write_docs(block)
+        replace_section(DOCS, BEGIN, END, block)
         print(f"wrote {DOCS}")
 
 
