@@ -243,6 +243,66 @@ TLSEngine 127.0.0.1:{port}
         finally:
             cl.close()
 
+    def test_request_records_in_pieces(self, server):
+        """Request records that arrive cut anywhere (inside the 5-byte header, between header
+        and body, inside the body), pipelined requests in one segment, and a record that arrives
+        with the start of the next one: every request is answered, in order, on one kept-alive
+        connection. (The server holds a record header back until its body is there; a pipelined
+        request already read from the socket by the core used to wait for more input.)"""
+        cl = RecordClient(server.https_port, "rec.test", server.ca, "http/1.1")
+        cl.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def record_of(path):
+            cl.tls.write(f"GET {path} HTTP/1.1\r\nHost: rec.test\r\n\r\n".encode())
+            return cl.out.read()
+
+        def dribble(data, cuts):
+            last = 0
+            for c in [*cuts, len(data)]:
+                cl.sock.sendall(data[last:c])
+                last = c
+                time.sleep(0.05)
+
+        def responses(plain):
+            out = []
+            while h1_complete(plain):
+                head, rest = plain.split(b"\r\n\r\n", 1)
+                n = next(int(x.split(b":")[1]) for x in head.split(b"\r\n") if x.lower().startswith(b"content-length:"))
+                out.append((head, rest[:n]))
+                plain = rest[n:]
+            return out
+
+        def answer(n=1):
+            plain = b"".join(p for _, _, p in cl.records_until(lambda p: len(responses(p)) >= n))
+            got = responses(plain)
+            assert len(got) == n, got
+            for head, body in got:
+                assert head.startswith(b"HTTP/1.1 200 ") and body == BODY, head
+
+        try:
+            rec = record_of("/1k.bin")
+            assert rec[0] == 23 and len(rec) > 20
+            dribble(rec, [1, 3, 5, 6, len(rec) - 1])  # header in 3 pieces, body in 3
+            answer()
+            dribble(record_of("/1k.bin"), [5])  # header, then body
+            answer()
+            # Two pipelined requests in one segment: the second is read from what the core
+            # input filter kept, not from the socket.
+            first, second = record_of("/1k.bin"), record_of("/1k.bin?1")
+            dribble(first + second, [])
+            answer(2)
+            # One record and the first 3 header bytes of the next in one segment.
+            first, second = record_of("/1k.bin"), record_of("/1k.bin?2")
+            dribble(first + second, [len(first) + 3])
+            answer(2)
+            # A lone header, then its body with the whole next record.
+            first, second = record_of("/1k.bin"), record_of("/1k.bin?3")
+            dribble(first + second, [5])
+            answer(2)
+        finally:
+            cl.close()
+        server.check_log()
+
     def test_head_goes_out_while_the_body_waits(self, server):
         """A CGI that sends its head and then sleeps: the head arrives before the body."""
         cl = RecordClient(server.https_port, "rec.test", server.ca, "http/1.1")

@@ -82,5 +82,12 @@ pub(crate) unsafe fn cstr<'a>(p: *const std::os::raw::c_char) -> Option<&'a str>
 
 /// Makes a C string from Rust text, replacing interior NULs so the text is never cut short.
 pub(crate) fn to_cstring(s: &str) -> std::ffi::CString {
-    std::ffi::CString::new(s.replace('\0', "\\0")).expect("NULs were replaced")
+    // One allocation, sized for the terminating NUL (this runs several times per request).
+    let mut v = Vec::with_capacity(s.len() + 1);
+    if s.as_bytes().contains(&0) {
+        v.extend_from_slice(s.replace('\0', "\\0").as_bytes());
+    } else {
+        v.extend_from_slice(s.as_bytes());
+    }
+    std::ffi::CString::new(v).expect("NULs were replaced")
 }

@@ -1,6 +1,7 @@
 //! `apr_table_t`: headers, notes and environment tables.
 
 use super::ffi;
+use std::ffi::CStr;
 use std::marker::PhantomData;
 
 /// A borrowed APR table (headers_in/out, notes, subprocess_env).
@@ -31,6 +32,12 @@ impl<'a> Table<'a> {
         let (k, v) = (super::to_cstring(key), super::to_cstring(value));
         // SAFETY: apr_table_set copies both strings.
         unsafe { ffi::apr_table_set(self.raw, k.as_ptr(), v.as_ptr()) }
+    }
+
+    /// [`Table::set`] for strings that are C strings already (no conversion).
+    pub fn set_c(&mut self, key: &CStr, value: &CStr) {
+        // SAFETY: apr_table_set copies both strings.
+        unsafe { ffi::apr_table_set(self.raw, key.as_ptr(), value.as_ptr()) }
     }
 
     /// Adds another `key: value` (keeping existing ones).

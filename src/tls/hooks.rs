@@ -6,7 +6,7 @@ use crate::DirConf;
 use crate::httpd::brigade::{Brigade, rv};
 use crate::httpd::ffi::apr_status_t;
 use crate::httpd::filter::{Filter, FilterSlot, Mode};
-use crate::httpd::{Conn, Request, Status, status};
+use crate::httpd::{Conn, Request, Status, status, to_cstring};
 use bastion_tls::ConnectionInfo;
 use bastion_tls::policy::{ConnFacts, HostFit, request_status};
 use std::ffi::CStr;
@@ -17,10 +17,11 @@ pub static TLS_IN: FilterSlot = FilterSlot::new();
 /// The TLS output filter.
 pub static TLS_OUT: FilterSlot = FilterSlot::new();
 
-/// The TLS state of a connection, or of the master connection of an HTTP/2 stream.
-fn tls_of<'a>(c: &Conn<'a>) -> Option<&'a mut TlsConn> {
+/// The TLS state of a connection, or of the master connection of an HTTP/2 stream. Shared:
+/// the streams of one HTTP/2 connection run on other threads than its filters.
+fn tls_of<'a>(c: &Conn<'a>) -> Option<&'a TlsConn> {
     let c = c.master().unwrap_or(*c);
-    c.state::<TlsConn>()
+    c.state::<TlsConn>().map(|t| &*t)
 }
 
 /// ssl_bind_outgoing: mod_proxy asks for TLS to an `https://` backend; ours when
@@ -90,6 +91,14 @@ pub fn process_connection(c: Conn) -> Status {
         c.set_aborted();
         return status::DONE;
     }
+    // Made here, on the connection's own thread, before any request: HTTP/2 streams read it
+    // from their threads.
+    let vars = info(tc).always();
+    tc.always_env = Some(
+        vars.iter()
+            .map(|(k, v)| (to_cstring(k), to_cstring(v)))
+            .collect(),
+    );
     status::DECLINED
 }
 
@@ -123,8 +132,12 @@ pub fn request_check(r: &mut Request) -> Status {
         return status::DECLINED;
     };
     // An HTTP/1.x request that opens no tunnel: its response head may wait for its body.
-    if c.master().is_none() && r.method() != "CONNECT" && r.headers_in().get("Upgrade").is_none() {
-        tc.expect_response();
+    if c.master().is_none()
+        && r.method() != "CONNECT"
+        && r.headers_in().get("Upgrade").is_none()
+        && let Some(own) = c.state::<TlsConn>()
+    {
+        own.expect_response();
     }
     let Some(conn_vhost) = tc.vhost.clone() else {
         return status::DECLINED;
@@ -189,17 +202,32 @@ pub fn fixups(r: &mut Request) -> Status {
         return status::DECLINED;
     };
     let opts = r.dir_config::<DirConf>().tls;
-    let i = info(tc);
-    let mut vars = i.always();
-    if opts.std_env_vars.unwrap_or(false) {
-        vars.extend(i.std_env_vars());
-    }
-    if opts.export_cert_data.unwrap_or(false) {
-        vars.extend(i.export_cert_data());
-    }
     let mut env = r.subprocess_env();
-    for (k, v) in vars {
-        env.set(&k, &v);
+    match &tc.always_env {
+        Some(vars) => {
+            for (k, v) in vars {
+                env.set_c(k, v);
+            }
+        }
+        None => {
+            for (k, v) in info(tc).always() {
+                env.set(&k, &v);
+            }
+        }
+    }
+    let (std, export) = (
+        opts.std_env_vars.unwrap_or(false),
+        opts.export_cert_data.unwrap_or(false),
+    );
+    if std || export {
+        let i = info(tc);
+        let mut vars = if std { i.std_env_vars() } else { Vec::new() };
+        if export {
+            vars.extend(i.export_cert_data());
+        }
+        for (k, v) in vars {
+            env.set(&k, &v);
+        }
     }
     status::DECLINED
 }

@@ -12,6 +12,7 @@ use crate::httpd::ffi::apr_status_t;
 use crate::httpd::filter::{Filter, FilterRef, Mode};
 use crate::httpd::{Conn, Server, ssl};
 use rustls::server::{Accepted, Acceptor};
+use std::ffi::CString;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 
@@ -79,6 +80,9 @@ pub struct TlsConn {
     first_bytes: bool,
     /// The client side of a connection to a backend.
     client: bool,
+    /// The variables every request on this connection gets (`HTTPS`, `SSL_TLS_SNI`,
+    /// `SSL_PROTOCOL`, `SSL_CIPHER`), made once for the connection.
+    pub always_env: Option<Vec<(CString, CString)>>,
 }
 
 /// Appends what rustls writes to a brigade, as heap buckets.
@@ -116,6 +120,9 @@ struct Framing {
     header_len: usize,
     /// Bytes of the current record's body still to come.
     body_left: usize,
+    /// Header bytes read but not yet given to rustls (see [`TlsConn::feed`]).
+    stash: [u8; 5],
+    stash_len: usize,
 }
 
 impl Framing {
@@ -144,6 +151,11 @@ impl Framing {
         self.header_len == 0 && self.body_left == 0
     }
 
+    /// Whether `data`, read next, holds nothing but (the rest of) the next record's header.
+    fn header_only(&self, data: &[u8]) -> bool {
+        self.body_left == 0 && data.len() <= 5 - self.header_len
+    }
+
     /// How many bytes complete the current record (or its header).
     fn want(&self) -> usize {
         if self.body_left > 0 {
@@ -162,6 +174,24 @@ struct NothingYet;
 impl std::io::Read for NothingYet {
     fn read(&mut self, _buf: &mut [u8]) -> std::io::Result<usize> {
         Err(std::io::ErrorKind::WouldBlock.into())
+    }
+}
+
+/// Reads a stashed record header, then the bytes that follow it, in one `read` call.
+struct Parts<'h, 't> {
+    head: &'h [u8],
+    tail: &'t [u8],
+}
+
+impl std::io::Read for Parts<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let h = self.head.len().min(buf.len());
+        buf[..h].copy_from_slice(&self.head[..h]);
+        self.head = &self.head[h..];
+        let t = self.tail.len().min(buf.len() - h);
+        buf[h..h + t].copy_from_slice(&self.tail[..t]);
+        self.tail = &self.tail[t..];
+        Ok(h + t)
     }
 }
 
@@ -186,6 +216,7 @@ impl TlsConn {
             framing: Framing::default(),
             first_bytes: true,
             client: false,
+            always_env: None,
         }
     }
 
@@ -380,7 +411,18 @@ impl TlsConn {
 
     /// Feeds network bytes to the acceptor or the connection.
     fn feed(&mut self, c: &Conn<'_>, mut data: &[u8]) -> Result<(), Fail> {
+        // An established connection reads a record's header on its own (see `pull_net`). Given
+        // to rustls alone, it would make rustls grow its 4 KiB receive buffer for the body (to
+        // 8 KiB, a realloc) and shrink it at the next record (another): per request. The header
+        // waits here for its body instead, and rustls gets the record in one read.
+        let stash = self.is_established() && self.framing.header_only(data);
         self.framing.advance(data);
+        if stash && (self.framing.body_left > 0 || self.framing.header_len > 0) {
+            let f = &mut self.framing;
+            f.stash[f.stash_len..f.stash_len + data.len()].copy_from_slice(data);
+            f.stash_len += data.len();
+            return Ok(());
+        }
         if self.first_bytes && !data.is_empty() {
             self.first_bytes = false;
             if looks_like_plain_http(data) {
@@ -410,7 +452,19 @@ impl TlsConn {
                     }
                 }
                 Phase::Tls(conn) => {
-                    if conn.read_tls(&mut data).is_err() {
+                    let f = &mut self.framing;
+                    let mut rd = Parts {
+                        head: &f.stash[..f.stash_len],
+                        tail: data,
+                    };
+                    let read = conn.read_tls(&mut rd);
+                    // rustls makes room for 4 KiB before a read, so the header is taken; what
+                    // it did not take stays first in line.
+                    let (left, tail) = (rd.head.len(), rd.tail);
+                    f.stash.copy_within(f.stash_len - left..f.stash_len, 0);
+                    f.stash_len = left;
+                    data = tail;
+                    if read.is_err() {
                         return Err(self.fail(c, "rustls read_tls"));
                     }
                     match conn.process_new_packets() {
@@ -675,14 +729,9 @@ impl TlsConn {
             Mode::EatCrlf => return rv::ENOTIMPL,
             _ => {}
         }
-        if mode == Mode::Speculative && !block && self.pending.is_empty() && !self.eof {
-            // httpd asks whether more data is already here (ap_check_pipeline after each
-            // request). Nothing is buffered, so answer "not yet" without a read(2) that would
-            // almost always fail with EAGAIN; data that does arrive wakes the MPM's poll and is
-            // read as the next request. (Skipping this read also keeps APR's "incomplete read"
-            // hint, so the next blocking read polls first instead of trying read(2) twice.)
-            return rv::EAGAIN;
-        }
+        // A speculative read with nothing decrypted (httpd's ap_check_pipeline after each
+        // request) still asks the network: the core input filter may hold the next request's
+        // record, read from the socket with the one before it, and only a read finds it there.
         while self.pending.is_empty() {
             if self.eof {
                 return rv::EOF;
