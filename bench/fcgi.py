@@ -65,7 +65,7 @@ class FServer(tlsbench.Server):
             f'PidFile "{self.pidfile}"', f'ErrorLog "{self.error_log}"', "LogLevel warn",
             "User www-data", "Group www-data", "Timeout 60", "KeepAlive On", "KeepAliveTimeout 30",
             "MaxKeepAliveRequests 0", f"Listen 127.0.0.1:{self.ports['http']}",
-            f'LoadModule mpm_event_module "{m}/mod_mpm_event.so"', tlsbench.MPM_CONF,
+            f'LoadModule mpm_event_module "{m}/mod_mpm_event.so"', tlsbench.mpm_conf(),
             *[f'LoadModule {x}_module "{m}/mod_{x}.so"' for x in mods],
             f'TypesConfig "{r}/conf/mime.types"', f'DocumentRoot "{self.htdocs}"',
             f'<Directory "{self.htdocs}">\n  Require all granted\n</Directory>',

@@ -28,7 +28,7 @@ def main():
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--workdir", default="/tmp/mod_bastion-bench-profile")
     a = p.parse_args()
-    args = bench.argparse.Namespace(workdir=a.workdir, seconds=a.seconds, mem_conns=0, mem_hs_conns=0,
+    args = bench.argparse.Namespace(workdir=a.workdir, seconds=a.seconds, mem_conns=0, mem_hs_conns=0, children=4,
                                      certs=[a.cert])
     b = bench.Bench(args)
     try:

@@ -65,16 +65,13 @@ ROW_TITLE = {
 HIGHER_IS_BETTER = {r: not r.startswith("mem") for r in ROWS}
 FLOOR_ROWS = {"h2-1k", "h1-1k", "h1-1m", "hs-resumed", "mem-idle"}  # P runs these over plain HTTP
 
-MPM_CONF = """\
-StartServers 4
-ServerLimit 16
-ThreadLimit 64
-ThreadsPerChild 64
-MinSpareThreads 64
-MaxSpareThreads 1024
-MaxRequestWorkers 1024
-MaxConnectionsPerChild 0
-"""
+def mpm_conf(children=4):
+    """The event MPM settings every server gets: `children` processes started and kept (the
+    default 4 × 64 threads; one child gets all 256 threads, so every row still has them)."""
+    threads = 64 if children > 1 else 256
+    return (f"StartServers {children}\nServerLimit {16 if children > 1 else 1}\nThreadLimit {threads}\n"
+            f"ThreadsPerChild {threads}\nMinSpareThreads {min(64, threads)}\nMaxSpareThreads 1024\n"
+            f"MaxRequestWorkers {1024 if children > 1 else threads}\nMaxConnectionsPerChild 0\n")
 
 
 # ---------------------------------------------------------------------------------------- /proc
@@ -176,8 +173,9 @@ class Server:
 
     PORTS = ("http", "ec", "rsa")
 
-    def __init__(self, kind, root: Path, htdocs: Path, certs):
+    def __init__(self, kind, root: Path, htdocs: Path, certs, children=4):
         self.kind, self.root, self.htdocs, self.certs = kind, root, htdocs, certs
+        self.children = children
         self.ports = {name: free_port() for name in self.PORTS}
         self.conf = root / "conf" / "httpd.conf"
         self.pidfile = root / "run" / "httpd.pid"
@@ -201,7 +199,7 @@ class Server:
             "User www-data", "Group www-data",
             "Timeout 60", "KeepAlive On", "KeepAliveTimeout 30", "MaxKeepAliveRequests 0",
             f"Listen 127.0.0.1:{self.ports['http']}",
-            f'LoadModule mpm_event_module "{m}/mod_mpm_event.so"', MPM_CONF,
+            f'LoadModule mpm_event_module "{m}/mod_mpm_event.so"', mpm_conf(self.children),
             *[f'LoadModule {x}_module "{m}/mod_{x}.so"' for x in mods],
         ]
         if self.kind == "ssl":
@@ -268,7 +266,7 @@ class Server:
                 self.pid = int(self.pidfile.read_text())
             except (OSError, ValueError):
                 self.pid = None
-            if self.pid and len(children(self.pid)) >= 4 and self._accepts():
+            if self.pid and len(children(self.pid)) >= self.children and self._accepts():
                 time.sleep(0.3)  # let the children finish their child_init
                 return self
             time.sleep(0.05)
@@ -363,16 +361,36 @@ def dur(secs):
     return f"{int(secs)}s" if float(secs).is_integer() else f"{int(secs * 1000)}ms"
 
 
+def placement(server, port_key):
+    """How the server's established connections on a port are spread over its child processes,
+    largest first (e.g. [8] = all in one child): the event MPM lets whichever child's listener
+    wakes first accept, and h2 throughput depends strongly on it (see docs/benchmarks.md)."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{server.ports[port_key]} )"],
+                         capture_output=True, text=True, timeout=10).stdout
+    per = {}
+    for pid in re.findall(r"pid=(\d+)", out):
+        per[pid] = per.get(pid, 0) + 1
+    return sorted(per.values(), reverse=True)
+
+
 def h2load(server, port_key, path, secs, extra):
-    rc, out = run_cmd(["h2load", "-D", dur(secs), "-t", "1", *extra, url(server, port_key, path)],
-                      timeout=secs + 60)
+    p = subprocess.Popen(["h2load", "-D", dur(secs), "-t", "1", *extra, url(server, port_key, path)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(min(1.0, secs / 3))
+        spread = placement(server, port_key) if shutil.which("ss") else None
+        out = p.communicate(timeout=secs + 60)[0]
+    finally:
+        if p.poll() is None:
+            p.kill()
+    rc = p.returncode
     m = re.search(r"finished in ([\d.]+)s", out)
     r = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
                   r"(\d+) errored", out)
     if not (m and r):
         raise RuntimeError(f"h2load output not understood (rc {rc}):\n{out[-1500:]}")
     ok, failed, errored = int(r.group(2)), int(r.group(3)), int(r.group(4))
-    return {"ops": ok, "seconds": float(m.group(1)), "errors": failed + errored,
+    return {"ops": ok, "seconds": float(m.group(1)), "errors": failed + errored, "spread": spread,
             "detail": (out.strip().splitlines()[-12:] if failed + errored else None)}
 
 
@@ -514,7 +532,7 @@ class Bench:
         os.chmod(w / "mod_bastion.so", 0o755)
         certs = make_certs(w / "certs")
         for kind in ("ssl", "bastion", "plain"):
-            self.servers[kind] = Server(kind, w / kind, htdocs, certs)
+            self.servers[kind] = Server(kind, w / kind, htdocs, certs, self.a.children)
         for s in self.servers.values():
             s.start()
 
@@ -602,6 +620,7 @@ class Bench:
                         print(f"  {row:10} {r['cert']:3} {kind:7} round {rnd + 1}: {fmt(r['value'])}"
                               f"  cpu/op {fmt(r['cpu_us'])} us  errors {r.get('errors')}"
                               + (f"  resumed {r['resumed_frac']:.0%}" if r.get("resumed_frac") is not None else "")
+                              + (f"  conns/child {r['spread']}" if r.get("spread") else "")
                               + (f"  [{r['detail']}]" if r.get("detail") else "")
                               + f"  ({time.monotonic() - t0:.1f}s)", flush=True)
 
@@ -656,6 +675,9 @@ def table(results, a):
                 notes.append(f"{A[0].get('ops') if A else '?'} conns; procs A {pa} B {pb}")
             if row == "h1-1m":
                 notes.append("CPU per MB")
+            if a.children > 1 and any(r.get("spread") for r in A + B):
+                one = lambda rs: sum(1 for r in rs if r.get("spread") and len(r["spread"]) == 1)  # noqa: E731
+                notes.append(f"runs with every connection in one child: A {one(A)}/{len(A)}, B {one(B)}/{len(B)}")
             if row in FLOOR_ROWS and row in floors and cert == a.certs[0]:
                 fv, fc = floors[row]
                 fl = f"{fmt(fv)}, {fmt(fc)}" if fc is not None else fmt(fv)
@@ -714,7 +736,8 @@ METHOD = """\
   differ only in the TLS module: **A** mod_ssl (`SSLEngine on`, `SSLCertificateFile/KeyFile`,
   `SSLSessionCache shmcb`), **B** mod_bastion (`TLSEngine`, `TLSCertificate`, its defaults),
   **P** no TLS module (the plain-HTTP floor). Same event MPM settings (StartServers 4,
-  ThreadsPerChild 64, ServerLimit 16, MaxRequestWorkers 1024), same modules otherwise (mod_http2
+  ThreadsPerChild 64, ServerLimit 16, MaxRequestWorkers 1024; `--children 1`: one child with 256
+  threads), same modules otherwise (mod_http2
   with `Protocols h2 h2c http/1.1`), same files, `KeepAliveTimeout 30`, `MaxKeepAliveRequests 0`.
   Each server listens on one port with an ECDSA P-256 leaf and one with an RSA-2048 leaf (chain:
   leaf + ECDSA CA); clients send SNI `localhost`. Servers, files and certificates are regenerated
@@ -726,6 +749,13 @@ METHOD = """\
   children, reaped children) from `/proc` before and after the run, divided by the operations.
   Client and server share the 2 cores, so rates are partly client-bound; CPU per operation is the
   figure that separates the modules. "TLS overhead B/A" compares the CPU above the plain floor.
+- **Where the connections land.** With several children, the event MPM lets whichever child's
+  listener wakes first accept, so a client's connections may all land in one child or be spread.
+  For h2 this decides the result: with all 8 h2load connections in one child, mod_http2 serves
+  about 7,000 req/s at ~200 µs of CPU per request, *whichever TLS module runs*, against 12,000–17,000
+  req/s at ~110 µs when they are spread. Each keep-alive run therefore records how its connections
+  were spread over the children (`ss -tnp` one second in; `conns/child` in the run log, counts in
+  the notes), and `--children 1` measures with one child, where every run is alike.
 - Rows and clients:
   - 1 KiB over h2: `h2load -D S -t 1 -c 8 -m 10`; over http/1.1: `h2load --h1 -D S -t 1 -c 16`
     (keep-alive, connections opened once).
@@ -753,7 +783,8 @@ def write_docs(a, tbl, facts, load0, load1, started, dur, problems, cmd):
     gen = [BEGIN, "## Results (generated by `bench/run.py`; do not edit between the markers)", "",
            f"Command: `{cmd}`  ",
            f"Run: {started:%Y-%m-%d %H:%M} UTC, {dur / 60:.1f} min; {a.rounds} rounds × {a.seconds:g} s, "
-           f"alternating A,B per round; idle rows {a.mem_conns} / {a.mem_hs_conns} connections.  ",
+           f"alternating A,B per round; idle rows {a.mem_conns} / {a.mem_hs_conns} connections; "
+           f"{a.children} child process{'es' if a.children > 1 else ''}.  ",
            f"Load average at start {load0}, at end {load1}.", "",
            "Machine: " + "; ".join(f"{k}: {v}" for k, v in facts.items()), "", tbl, ""]
     if problems:
@@ -775,6 +806,8 @@ def main():
     p.add_argument("--quick", action="store_true", help="a validation run: 1 round × 2 s, ECDSA only, 100 idle conns")
     p.add_argument("--mem-conns", type=int, default=None, help="idle keep-alive connections (default 500)")
     p.add_argument("--mem-hs-conns", type=int, default=100, help="handshake-only connections (default 100)")
+    p.add_argument("--children", type=int, default=4,
+                   help="event MPM child processes (default 4 × 64 threads; 1 = one child with 256 threads)")
     p.add_argument("--workdir", default="/tmp/mod_bastion-bench")
     p.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
     p.add_argument("--docs", action="store_true", help="rewrite docs/benchmarks.md even with --quick/--only")
