@@ -91,3 +91,13 @@ pub(crate) fn to_cstring(s: &str) -> std::ffi::CString {
     }
     std::ffi::CString::new(v).expect("NULs were replaced")
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn to_cstring_keeps_text_and_escapes_nul() {
+        assert_eq!(super::to_cstring("on").as_bytes(), b"on");
+        assert_eq!(super::to_cstring("").as_bytes(), b"");
+        assert_eq!(super::to_cstring("a\0b").as_bytes(), b"a\\0b");
+    }
+}

@@ -1066,3 +1066,46 @@ fn looks_like_plain_http(data: &[u8]) -> bool {
         .collect();
     !method.is_empty() && data.get(method.len()) == Some(&b' ')
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn framing_tells_a_lone_header() {
+        let mut f = Framing::default();
+        // A record of 3 body bytes, its header in two pieces.
+        assert!(f.header_only(&[23, 3]));
+        f.advance(&[23, 3]);
+        assert!(f.header_only(&[3, 0, 3]));
+        assert!(!f.header_only(&[3, 0, 3, 1]));
+        f.advance(&[3, 0, 3]);
+        assert_eq!((f.body_left, f.want()), (3, 3));
+        assert!(!f.header_only(&[1]));
+        f.advance(&[1, 2, 3]);
+        assert!(f.at_boundary());
+        // A header and the start of the body together is not a lone header.
+        assert!(!f.header_only(&[23, 3, 3, 0, 1, 9]));
+    }
+
+    #[test]
+    fn parts_read_head_then_tail_in_one_call() {
+        let mut p = Parts {
+            head: &[1, 2, 3, 4, 5],
+            tail: &[6, 7],
+        };
+        let mut buf = [0u8; 16];
+        assert_eq!(p.read(&mut buf).unwrap(), 7);
+        assert_eq!(&buf[..7], &[1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(p.read(&mut buf).unwrap(), 0);
+        // A buffer smaller than the head: the rest of the head stays first.
+        let mut p = Parts {
+            head: &[1, 2, 3],
+            tail: &[4],
+        };
+        let mut small = [0u8; 2];
+        assert_eq!(p.read(&mut small).unwrap(), 2);
+        assert_eq!((p.head, p.tail), (&[3u8][..], &[4u8][..]));
+    }
+}
