@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
 import subprocess
+import threading
 
 import pytest
+from websockets.asyncio.server import serve
 
-from harness import paths
+from harness import free_port, paths
 from harness.certs import session_ca
 from harness.httpd import HttpdServer, module_missing_message
 
@@ -144,3 +147,29 @@ def pytest_sessionfinish(session, exitstatus):
             s.stop()
         except Exception:
             pass
+
+
+@pytest.fixture(scope="module")
+def ws_backend():
+    """An echo WebSocket server on 127.0.0.1 (plain ws, for mod_proxy's upgrade=websocket;
+    frames up to 8 MiB)."""
+    port = free_port()
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    stop = asyncio.Event()
+
+    async def echo(ws):
+        async for msg in ws:
+            await ws.send(msg)
+
+    async def main():
+        async with serve(echo, "127.0.0.1", port, max_size=8 * 1024 * 1024):
+            ready.set()
+            await stop.wait()
+
+    t = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
+    t.start()
+    assert ready.wait(10)
+    yield port
+    loop.call_soon_threadsafe(stop.set)
+    t.join(10)

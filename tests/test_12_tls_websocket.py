@@ -4,39 +4,10 @@
 import asyncio
 import os
 import ssl
-import threading
 
 import pytest
 import websockets
 from websockets.asyncio.client import connect
-from websockets.asyncio.server import serve
-
-from harness import free_port
-
-
-@pytest.fixture(scope="module")
-def ws_backend():
-    """An echo WebSocket server on 127.0.0.1 (plain ws, behind the proxy)."""
-    port = free_port()
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    stop = asyncio.Event()
-
-    async def echo(ws):
-        async for msg in ws:
-            await ws.send(msg)
-
-    async def main():
-        async with serve(echo, "127.0.0.1", port, max_size=8 * 1024 * 1024):
-            ready.set()
-            await stop.wait()
-
-    t = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
-    t.start()
-    assert ready.wait(10)
-    yield port
-    loop.call_soon_threadsafe(stop.set)
-    t.join(10)
 
 
 class TestWebSocket:
