@@ -603,11 +603,19 @@ fn watchdog(st: WatchdogState, _p: &Pool) {
                 o.next_run()
             }
             Err(e) => {
-                tracing::warn!("{}: {e}", md.name);
-                run_cmd(&rt.message_cmd, &["errored", &md.name]);
-                d.driver
+                let next = d
+                    .driver
                     .next_run(&md.name)
-                    .unwrap_or(now + Duration::from_secs(5))
+                    .unwrap_or(now + Duration::from_secs(5));
+                // The one line an administrator sees for a failed attempt (the engine logs
+                // its own account at debug).
+                tracing::warn!(
+                    "{}: renewal failed: {e}; next attempt in {} s",
+                    md.name,
+                    next.duration_since(now).unwrap_or_default().as_secs()
+                );
+                run_cmd(&rt.message_cmd, &["errored", &md.name]);
+                next
             }
         };
         d.due.insert(md.name.clone(), next);
