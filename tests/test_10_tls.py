@@ -513,8 +513,10 @@ class TestAlpnAndH2:
         assert s.alpn == "h2"
 
     def test_h2_variables(self, server):
+        # The four made once per connection reach the stream, on a worker's thread.
         env = get(server, "b.test", "/cgi-bin/env.py", http2=True).json()
         assert env["HTTPS"] == "on" and env["SSL_PROTOCOL"] == "TLSv1.3"
+        assert env["SSL_TLS_SNI"] == "b.test" and env["SSL_CIPHER"].startswith("TLS_"), env
 
 
 class TestTimeoutsAndResumption:

@@ -29,9 +29,7 @@ impl<'a> Table<'a> {
 
     /// Sets `key` to `value` (replacing); both are copied into the table's pool.
     pub fn set(&mut self, key: &str, value: &str) {
-        let (k, v) = (super::to_cstring(key), super::to_cstring(value));
-        // SAFETY: apr_table_set copies both strings.
-        unsafe { ffi::apr_table_set(self.raw, k.as_ptr(), v.as_ptr()) }
+        self.set_c(&super::to_cstring(key), &super::to_cstring(value));
     }
 
     /// [`Table::set`] for strings that are C strings already (no conversion).

@@ -83,23 +83,25 @@ pub fn process_connection(c: Conn) -> Status {
     let Some(tc) = c.state::<TlsConn>() else {
         return status::DECLINED;
     };
-    if tc.is_established() {
-        return status::DECLINED;
-    }
-    let r = c.read_init();
-    if r != rv::SUCCESS || !tc.is_established() {
-        c.set_aborted();
-        return status::DONE;
+    if !tc.is_established() {
+        let r = c.read_init();
+        if r != rv::SUCCESS || !tc.is_established() {
+            c.set_aborted();
+            return status::DONE;
+        }
     }
     // Made here, on the connection's own thread, before any request: HTTP/2 streams read it
     // from their threads.
-    let vars = info(tc).always();
-    tc.always_env = Some(
-        vars.iter()
-            .map(|(k, v)| (to_cstring(k), to_cstring(v)))
-            .collect(),
-    );
+    tc.always_env = Some(always_env(tc));
     status::DECLINED
+}
+
+/// `HTTPS`, `SSL_TLS_SNI`, `SSL_PROTOCOL`, `SSL_CIPHER` of a connection, as C strings.
+fn always_env(tc: &TlsConn) -> Vec<(std::ffi::CString, std::ffi::CString)> {
+    let vars = info(tc).always();
+    vars.iter()
+        .map(|(k, v)| (to_cstring(k), to_cstring(v)))
+        .collect()
 }
 
 /// The input filter.
@@ -203,17 +205,17 @@ pub fn fixups(r: &mut Request) -> Status {
     };
     let opts = r.dir_config::<DirConf>().tls;
     let mut env = r.subprocess_env();
-    match &tc.always_env {
-        Some(vars) => {
-            for (k, v) in vars {
-                env.set_c(k, v);
-            }
-        }
+    // Made once by process_connection; a connection that did not pass there makes its own.
+    let made;
+    let always = match &tc.always_env {
+        Some(vars) => vars,
         None => {
-            for (k, v) in info(tc).always() {
-                env.set(&k, &v);
-            }
+            made = always_env(tc);
+            &made
         }
+    };
+    for (k, v) in always {
+        env.set_c(k, v);
     }
     let (std, export) = (
         opts.std_env_vars.unwrap_or(false),

@@ -120,9 +120,9 @@ struct Framing {
     header_len: usize,
     /// Bytes of the current record's body still to come.
     body_left: usize,
-    /// Header bytes read but not yet given to rustls (see [`TlsConn::feed`]).
-    stash: [u8; 5],
-    stash_len: usize,
+    /// How many of the header bytes seen last (the end of `header[..header_len]`, or of the
+    /// whole `header` once complete) have not been given to rustls yet (see [`TlsConn::feed`]).
+    held: usize,
 }
 
 impl Framing {
@@ -154,6 +154,16 @@ impl Framing {
     /// Whether `data`, read next, holds nothing but (the rest of) the next record's header.
     fn header_only(&self, data: &[u8]) -> bool {
         self.body_left == 0 && data.len() <= 5 - self.header_len
+    }
+
+    /// The header bytes held back from rustls.
+    fn held(&self) -> &[u8] {
+        let end = if self.header_len > 0 {
+            self.header_len
+        } else {
+            5
+        };
+        &self.header[end - self.held..end]
     }
 
     /// How many bytes complete the current record (or its header).
@@ -416,11 +426,15 @@ impl TlsConn {
         // 8 KiB, a realloc) and shrink it at the next record (another): per request. The header
         // waits here for its body instead, and rustls gets the record in one read.
         let stash = self.is_established() && self.framing.header_only(data);
+        // What is held goes to rustls first (copied out: `advance` may start the next header).
+        let mut held_buf = [0u8; 5];
+        let held_len = self.framing.held;
+        held_buf[..held_len].copy_from_slice(self.framing.held());
+        let mut held = &held_buf[..held_len];
         self.framing.advance(data);
         if stash && (self.framing.body_left > 0 || self.framing.header_len > 0) {
-            let f = &mut self.framing;
-            f.stash[f.stash_len..f.stash_len + data.len()].copy_from_slice(data);
-            f.stash_len += data.len();
+            // The bytes are in `framing.header` already.
+            self.framing.held += data.len();
             return Ok(());
         }
         if self.first_bytes && !data.is_empty() {
@@ -452,19 +466,15 @@ impl TlsConn {
                     }
                 }
                 Phase::Tls(conn) => {
-                    let f = &mut self.framing;
                     let mut rd = Parts {
-                        head: &f.stash[..f.stash_len],
+                        head: held,
                         tail: data,
                     };
                     let read = conn.read_tls(&mut rd);
-                    // rustls makes room for 4 KiB before a read, so the header is taken; what
-                    // it did not take stays first in line.
-                    let (left, tail) = (rd.head.len(), rd.tail);
-                    f.stash.copy_within(f.stash_len - left..f.stash_len, 0);
-                    f.stash_len = left;
-                    data = tail;
-                    if read.is_err() {
+                    // rustls makes room for 4 KiB before a read, so the header is taken.
+                    (held, data) = (rd.head, rd.tail);
+                    self.framing.held = 0;
+                    if read.is_err() || !held.is_empty() {
                         return Err(self.fail(c, "rustls read_tls"));
                     }
                     match conn.process_new_packets() {
@@ -1080,7 +1090,12 @@ mod tests {
         f.advance(&[23, 3]);
         assert!(f.header_only(&[3, 0, 3]));
         assert!(!f.header_only(&[3, 0, 3, 1]));
+        f.held = 2;
+        assert_eq!(f.held(), &[23, 3]);
         f.advance(&[3, 0, 3]);
+        f.held += 3;
+        assert_eq!(f.held(), &[23, 3, 3, 0, 3]);
+        f.held = 0;
         assert_eq!((f.body_left, f.want()), (3, 3));
         assert!(!f.header_only(&[1]));
         f.advance(&[1, 2, 3]);
